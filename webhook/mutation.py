@@ -1,0 +1,149 @@
+"""Writing a decision onto a copy of the pod, and reading it back.
+
+The annotations written here are the pod's record of what it was pinned to.
+Reading them back makes re-invocation idempotent: a pod that already carries
+its result is recognised without any lookup and gets an empty patch.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from webhook.pinning import Reason
+from webhook.pods import MalformedPod, PodFacts
+from webhook.resolver import Decision
+
+PREFIX = "jetstream/"
+PINNED_IMAGE = "jetstream/pinned-image"
+ORIGINAL_IMAGE = "jetstream/original-image"
+ENROLLED_AT = "jetstream/enrolled-at"
+PIN_REASON = "jetstream/pin-reason"
+PIN_ERROR = "jetstream/pin-error"
+NOT_ENROLLED = "none"
+
+
+def sha_annotation(repo_name: str) -> str:
+    """`metric-hub` -> `jetstream/metric-hub-sha`; one per configured config repo."""
+    return f"{PREFIX}{repo_name}-sha"
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None
+
+
+def joined(values: Sequence[str]) -> str:
+    return ",".join(dict.fromkeys(values))
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A decision found on the pod itself, with the images it replaced."""
+
+    decision: Decision
+    original: str
+
+
+def recorded(facts: PodFacts, repo_names: Sequence[str]) -> Recorded | None:
+    """The decision a pod already carries, if its targets still run the pinned images."""
+    notes = facts.annotations
+    try:
+        reason = Reason(notes.get(PIN_REASON, ""))
+    except ValueError:
+        return None
+    pinned = notes.get(PINNED_IMAGE, "").split(",")
+    if not facts.targets or any(not t.pinned or t.image not in pinned for t in facts.targets):
+        return None
+    shas = {name: notes.get(sha_annotation(name), "") for name in repo_names}
+    if not all(shas.values()) or ORIGINAL_IMAGE not in notes:
+        return None
+    enrolled_text = notes.get(ENROLLED_AT)
+    enrolled_at = None
+    if enrolled_text not in (None, NOT_ENROLLED):
+        enrolled_at = parse_time(enrolled_text)
+        if enrolled_at is None:
+            return None
+    decision = Decision(
+        slug=facts.slug or "",
+        reason=reason,
+        enrolled_at=enrolled_at,
+        enrollment_consulted=enrolled_text is not None,
+        choices={},
+        shas=shas,
+    )
+    return Recorded(decision, notes[ORIGINAL_IMAGE])
+
+
+def decision_annotations(decision: Decision, pinned: str, original: str) -> dict[str, str]:
+    notes = {PINNED_IMAGE: pinned, ORIGINAL_IMAGE: original, PIN_REASON: str(decision.reason)}
+    if decision.enrollment_consulted:
+        when = decision.enrolled_at
+        notes[ENROLLED_AT] = format_time(when) if when else NOT_ENROLLED
+    for name, sha in decision.shas.items():
+        notes[sha_annotation(name)] = sha
+    return notes
+
+
+def pin_pod(
+    pod: Mapping[str, Any],
+    facts: PodFacts,
+    decision: Decision,
+    env_names: Mapping[str, str],
+    original: str | None = None,
+) -> dict[str, Any]:
+    """A copy of `pod` running the decided images and config SHAs, annotated."""
+    after = copy.deepcopy(dict(pod))
+    pinned: list[str] = []
+    for target in facts.targets:
+        container = after["spec"][target.field][target.index]
+        digest = None if target.pinned else decision.digest_for(target.repository)
+        if digest is not None:
+            container["image"] = target.ref.pinned_to(digest)
+        pinned.append(container["image"])
+        for name, sha in decision.shas.items():
+            _set_env(container, env_names[name], sha, target.path)
+    notes = decision_annotations(
+        decision, joined(pinned), original or joined([t.image for t in facts.targets])
+    )
+    _annotate(after, notes)
+    return after
+
+
+def mark_error(pod: Mapping[str, Any], message: str) -> dict[str, Any]:
+    """A copy of `pod` admitted unchanged but for the reason it could not be pinned."""
+    after = copy.deepcopy(dict(pod))
+    _annotate(after, {PIN_ERROR: message})
+    return after
+
+
+def _annotate(pod: dict[str, Any], notes: Mapping[str, str]) -> None:
+    metadata = pod.setdefault("metadata", {})
+    annotations = metadata.get("annotations")
+    if annotations is None:
+        annotations = metadata["annotations"] = {}
+    annotations.update(notes)
+
+
+def _set_env(container: dict[str, Any], name: str, value: str, path: str) -> None:
+    env = container.get("env")
+    if env is None:
+        env = container["env"] = []
+    if not isinstance(env, list) or not all(isinstance(e, dict) for e in env):
+        raise MalformedPod(f"{path}.env must be a list of objects")
+    entries = [e for e in env if e.get("name") == name]
+    for entry in entries:
+        entry.pop("valueFrom", None)
+        entry["value"] = value
+    if not entries:
+        env.append({"name": name, "value": value})

@@ -1,0 +1,69 @@
+"""The three questions the webhook asks the outside world, each behind a small interface.
+
+Implementations live in the sibling modules (static file, BigQuery, registries,
+GitHub, git). The resolver only ever sees these protocols, so unit tests hand
+it fakes and production hands it cached network clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from webhook.pinning import Image
+
+
+class SourceError(Exception):
+    """A lookup failed (timeout, refusal, malformed answer); safe to show to users."""
+
+    def __init__(self, source: str, cause: str) -> None:
+        super().__init__(f"{source}: {cause}")
+        self.source = source
+        self.cause = cause
+
+
+class EnrollmentClock(Protocol):
+    """When an experiment enrolled: None when it has not enrolled yet."""
+
+    name: str
+
+    def enrolled_at(self, slug: str) -> datetime | None: ...
+
+
+class ImageHistory(Protocol):
+    """Every image ever pushed to one repository, with upload times."""
+
+    name: str
+
+    def images(self) -> Sequence[Image]: ...
+
+
+class ConfigHistory(Protocol):
+    """The tip of a config repository's branch at a time (None: now)."""
+
+    name: str
+
+    def sha_at(self, when: datetime | None) -> str: ...
+
+
+class OverrideSource(Protocol):
+    """Operator pins kept outside the pod: Workflow labels and the overrides ConfigMap."""
+
+    name: str
+
+    def workflow_pin(self, namespace: str, workflow: str) -> str | None: ...
+
+    def slug_pin(self, slug: str) -> str | None: ...
+
+
+class NoOverrides:
+    """Used when no override store is configured."""
+
+    name = "no overrides"
+
+    def workflow_pin(self, namespace: str, workflow: str) -> str | None:
+        return None
+
+    def slug_pin(self, slug: str) -> str | None:
+        return None
