@@ -1,0 +1,192 @@
+"""The admission handler: one AdmissionRequest in, one AdmissionReview response out.
+
+It serialises the pod before, lets `mutation` change a copy, and derives the
+JSONPatch from the difference. Every way a review can end is an `Outcome`;
+responses, logs and metrics use the same words.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from webhook import mutation
+from webhook.patch import Operation, json_patch
+from webhook.pinning import PinDigest, PinLatest, Refusal
+from webhook.pods import PodFacts, read_pod
+from webhook.resolver import Decision, LookupFailed, Resolver
+from webhook.review import AdmissionRequest, allowed, one_line, refused
+from webhook.sources import SourceError
+
+log = logging.getLogger(__name__)
+
+PIN_ERROR_LIMIT = 1024
+
+
+class Outcome(StrEnum):
+    PATCHED = "patched"
+    UNCHANGED = "unchanged"
+    PASS_THROUGH = "pass-through"  # noqa: S105 - an outcome, not a password
+    IGNORED = "ignored"
+    REFUSED = "refused"
+    FAILED_DENIED = "lookup-failed-denied"
+    FAILED_ALLOWED = "lookup-failed-allowed"
+    AUDITED = "audited"
+
+
+@dataclass
+class Result:
+    """A response plus what happened, for the decision log line and metrics."""
+
+    response: dict[str, Any]
+    outcome: Outcome
+    facts: PodFacts | None = None
+    decision: Decision | None = None
+    patch: list[Operation] = field(default_factory=list)
+    detail: str = ""
+
+    def log_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"outcome": str(self.outcome)}
+        if self.facts is not None:
+            fields.update(namespace=self.facts.namespace, pod=self.facts.name, slug=self.facts.slug)
+        if self.decision is not None:
+            fields.update(_summary(self.decision))
+        if self.detail:
+            fields["detail"] = self.detail
+        return fields
+
+
+DecisionHook = Callable[[AdmissionRequest, PodFacts, Decision], None]
+
+
+class Admitter:
+    def __init__(
+        self,
+        resolver: Resolver,
+        env_names: Mapping[str, str],
+        mode: Literal["enforce", "audit"] = "enforce",
+        on_error: Literal["deny", "allow"] = "deny",
+        on_decision: Sequence[DecisionHook] = (),
+    ) -> None:
+        self.resolver = resolver
+        self.env_names = dict(env_names)
+        self.mode = mode
+        self.on_error = on_error
+        self.on_decision = list(on_decision)
+
+    def admit(self, request: AdmissionRequest) -> Result:
+        if not request.is_pod_create:
+            return Result(allowed(request.uid), Outcome.IGNORED)
+        facts: PodFacts | None = None
+        try:
+            facts = read_pod(request.object, self.resolver.repositories, request.namespace)
+            if facts.slug is None or not facts.targets:
+                return Result(allowed(request.uid), Outcome.PASS_THROUGH, facts)
+            return self._pin(request, facts)
+        except Refusal as err:
+            return self._refuse(request, facts, err)
+        except LookupFailed as err:
+            return self._failed(request, facts, err)
+        except Exception as err:
+            log.exception("internal error while reviewing %s", request.uid)
+            slug = facts.slug if facts and facts.slug else "?"
+            failure = LookupFailed(slug, SourceError("jetstream-pin", type(err).__name__))
+            return self._failed(request, facts, failure)
+
+    def _pin(self, request: AdmissionRequest, facts: PodFacts) -> Result:
+        pod = request.object
+        previous = mutation.recorded(facts, list(self.env_names))
+        if previous is not None:
+            decision = previous.decision
+            after = mutation.pin_pod(pod, facts, decision, self.env_names, previous.original)
+        else:
+            decision = self.resolver.decide(facts)
+            after = mutation.pin_pod(pod, facts, decision, self.env_names)
+        patch = json_patch(pod, after)
+        audit = _audit_annotations(decision, after)
+        if self.mode == "audit":
+            note = f"jetstream-pin audit mode: would pin {facts.slug} ({decision.reason})"
+            return Result(
+                allowed(request.uid, warnings=[note], audit=audit),
+                Outcome.AUDITED,
+                facts,
+                decision,
+                patch,
+            )
+        if previous is None and not request.dry_run:  # dryRun: no side effects
+            for hook in self.on_decision:
+                hook(request, facts, decision)
+        warnings = [_override_warning(decision)] if decision.pin is not None else []
+        outcome = Outcome.PATCHED if patch else Outcome.UNCHANGED
+        response = allowed(request.uid, patch, warnings, audit)
+        return Result(response, outcome, facts, decision, patch)
+
+    def _refuse(self, request: AdmissionRequest, facts: PodFacts | None, err: Refusal) -> Result:
+        message = f"jetstream-pin: {err}"
+        if self.mode == "audit":
+            warning = f"jetstream-pin audit mode: would refuse: {err}"
+            return Result(
+                allowed(request.uid, warnings=[warning]), Outcome.AUDITED, facts, detail=str(err)
+            )
+        response = refused(request.uid, err.code, err.reason, message)
+        return Result(response, Outcome.REFUSED, facts, detail=str(err))
+
+    def _failed(
+        self, request: AdmissionRequest, facts: PodFacts | None, err: LookupFailed
+    ) -> Result:
+        detail = str(err)
+        if self.mode == "audit":
+            warning = f"jetstream-pin audit mode: {err.source} failed for {err.slug}"
+            return Result(
+                allowed(request.uid, warnings=[warning]), Outcome.AUDITED, facts, detail=detail
+            )
+        if self.on_error == "allow":
+            pod = request.object
+            after = mutation.mark_error(pod, detail[:PIN_ERROR_LIMIT])
+            warning = f"jetstream-pin: {err.slug} admitted unpinned: {err.source} failed"
+            response = allowed(
+                request.uid,
+                json_patch(pod, after),
+                [warning],
+                {"pin-error": one_line(detail, PIN_ERROR_LIMIT)},
+            )
+            return Result(response, Outcome.FAILED_ALLOWED, facts, detail=detail)
+        message = f"jetstream-pin: {detail}; the pod creation can be retried"
+        response = refused(request.uid, 503, "ServiceUnavailable", message)
+        return Result(response, Outcome.FAILED_DENIED, facts, detail=detail)
+
+
+def _summary(decision: Decision) -> dict[str, Any]:
+    summary: dict[str, Any] = {"reason": str(decision.reason)}
+    if decision.enrollment_consulted:
+        when = decision.enrolled_at
+        summary["enrolled_at"] = mutation.format_time(when) if when else mutation.NOT_ENROLLED
+    digests = {repo: c.image.digest for repo, c in decision.choices.items()}
+    if digests:
+        summary["images"] = digests
+    summary["shas"] = dict(decision.shas)
+    return summary
+
+
+def _audit_annotations(decision: Decision, pod: Mapping[str, Any]) -> dict[str, str]:
+    """The decision's annotations again, for the API server's audit log (no '/' in keys)."""
+    notes = pod["metadata"]["annotations"]
+    names = [mutation.PINNED_IMAGE, mutation.ORIGINAL_IMAGE, mutation.ENROLLED_AT]
+    names += [mutation.sha_annotation(repo) for repo in decision.shas]
+    audit = {"slug": decision.slug, "pin-reason": str(decision.reason)}
+    for name in names:
+        if name in notes:
+            audit[name.removeprefix(mutation.PREFIX)] = notes[name]
+    return audit
+
+
+def _override_warning(decision: Decision) -> str:
+    pin = decision.pin
+    what = "latest" if isinstance(pin, PinLatest) else "an image digest"
+    if isinstance(pin, PinDigest):
+        what = f"sha256:{pin.prefix[:12]}"
+    origin = pin.origin if pin is not None else ""
+    return f"jetstream-pin: {decision.slug} pinned to {what} by {origin}"

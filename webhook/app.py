@@ -1,0 +1,103 @@
+"""The Flask application factory: thin routes over the admission handler.
+
+No module-level state: `create_app` takes everything it serves, so tests
+build as many apps as they like. Anything a client sends that is not a
+well-formed AdmissionReview gets an HTTP 400 with a JSON error saying why;
+nothing a client sends produces a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from webhook.admission import Admitter
+from webhook.review import MalformedReview, parse_review
+
+decisions = logging.getLogger("webhook.decisions")
+log = logging.getLogger(__name__)
+
+Readiness = Callable[[], tuple[bool, str]]
+
+
+def always_ready() -> tuple[bool, str]:
+    return True, "ready"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def create_app(
+    admitter: Admitter,
+    max_request_bytes: int = 6 * 1024 * 1024,
+    readiness: Readiness = always_ready,
+) -> Flask:
+    app = Flask("jetstream-pin")
+    app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
+
+    def reply(body: Any, status: int = 200) -> Response:
+        return Response(json.dumps(body), status=status, mimetype="application/json")
+
+    def bad_request(message: str) -> Response:
+        return reply({"error": message, "code": 400}, 400)
+
+    @app.post("/mutate")
+    def mutate() -> Response:
+        started = time.perf_counter()
+        if request.mimetype != "application/json":
+            return bad_request(
+                f"Content-Type must be application/json, not {request.mimetype or 'missing'!r}"
+            )
+        try:
+            document = json.loads(request.get_data(cache=False), parse_constant=_reject_constant)
+        except RecursionError:
+            return bad_request("the body is not valid JSON: nested too deeply")
+        except ValueError as err:
+            return bad_request(f"the body is not valid JSON: {str(err)[:200]}")
+        try:
+            review = parse_review(document)
+        except MalformedReview as err:
+            return bad_request(f"not a valid AdmissionReview v1: {err}")
+        result = admitter.admit(review)
+        fields = result.log_fields()
+        fields.update(
+            uid=review.uid,
+            dry_run=review.dry_run,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        decisions.info("admission %s", result.outcome, extra={"fields": fields})
+        return reply(result.response)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return reply({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        ready, why = readiness()
+        return reply(
+            {"status": "ready" if ready else "not ready", "detail": why}, 200 if ready else 503
+        )
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_: RequestEntityTooLarge) -> Response:
+        return bad_request(f"the body is larger than the limit of {max_request_bytes} bytes")
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> Response:
+        code = err.code or 400
+        return reply({"error": err.description or err.name, "code": code}, code)
+
+    @app.errorhandler(Exception)
+    def unexpected(err: Exception) -> Response:  # pragma: no cover - a bug if reached
+        log.exception("unhandled error on %s", request.path)
+        return reply({"error": "internal error", "code": 500}, 500)
+
+    return app

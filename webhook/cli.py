@@ -1,0 +1,172 @@
+"""`jetstream-pin`: serve | certs | review | explain.
+
+Operator errors (bad config, unreadable file, invalid slug) print one line
+to stderr and exit 2; they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from webhook import certs, logs
+from webhook.config import Config, ConfigError, load_config
+from webhook.mutation import format_time
+from webhook.pinning import Refusal
+from webhook.resolver import Decision, LookupFailed
+from webhook.review import MalformedReview, parse_review
+from webhook.wiring import Wiring
+
+
+class UsageError(Exception):
+    pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.run(args)
+        return result
+    except (UsageError, ConfigError, Refusal, LookupFailed, MalformedReview) as err:
+        print(f"jetstream-pin {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jetstream-pin",
+        description="Pin Jetstream analyses to the tooling current at enrollment.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the webhook over HTTPS")
+    _config_option(serve)
+    serve.set_defaults(run=_serve)
+
+    issue = commands.add_parser("certs", help="write a CA and a serving certificate")
+    issue.add_argument("--out", required=True, type=Path, help="directory for the files")
+    issue.add_argument("--dns", action="append", default=[], help="DNS name (repeatable)")
+    issue.add_argument("--ip", action="append", default=[], help="IP address (repeatable)")
+    issue.add_argument("--days", type=int, default=365, help="validity of the serving cert")
+    issue.set_defaults(run=_certs)
+
+    review = commands.add_parser("review", help="print the response /mutate would give")
+    _config_option(review)
+    review.add_argument("file", help="AdmissionReview JSON file, or - for stdin")
+    review.set_defaults(run=_review)
+
+    explain = commands.add_parser("explain", help="show the decision for one experiment")
+    _config_option(explain)
+    explain.add_argument("--slug", required=True)
+    explain.add_argument("--pin", help="decide as if the pod carried jetstream/pin=PIN")
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.set_defaults(run=_explain)
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="config file (default: $JETSTREAM_PIN_CONFIG)")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from webhook.server import serve
+
+    logs.configure()
+    serve(load_config(args.config))
+    return 0
+
+
+def _certs(args: argparse.Namespace) -> int:
+    if args.days <= 0:
+        raise UsageError("--days must be positive")
+    if not args.dns and not args.ip:
+        raise UsageError("give at least one --dns NAME or --ip ADDRESS")
+    try:
+        bundle = certs.issue(args.dns, args.ip, args.days)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    for path in certs.write(bundle, args.out):
+        print(path)
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+        document = json.loads(text)
+    except OSError as err:
+        raise UsageError(f"cannot read {args.file}: {err.strerror}") from None
+    except ValueError as err:
+        raise UsageError(f"{args.file} is not valid JSON: {err}") from None
+    result = Wiring(config).admitter.admit(parse_review(document))
+    print(json.dumps(result.response, indent=2))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    resolver = Wiring(config).resolver
+    decision = resolver.decide(resolver.facts_for_slug(args.slug, args.pin))
+    report = explanation(config, decision)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(render_explanation(report))
+    return 0
+
+
+def explanation(config: Config, decision: Decision) -> dict[str, Any]:
+    enrolled: str | None = None
+    if decision.enrollment_consulted:
+        when = decision.enrolled_at
+        enrolled = format_time(when) if when else "none (not enrolled: newest tooling)"
+    images = []
+    for repository, choice in decision.choices.items():
+        images.append(
+            {
+                "repository": repository,
+                "digest": choice.image.digest,
+                "image": f"{repository}@{choice.image.digest}",
+                "uploaded": format_time(choice.image.uploaded),
+                "tags": sorted(choice.image.tags),
+                "why": str(choice.rule.value),
+            }
+        )
+    env = {r.name: r.env for r in config.config_repos}
+    repos = [{"name": name, "env": env[name], "sha": sha} for name, sha in decision.shas.items()]
+    return {
+        "slug": decision.slug,
+        "reason": str(decision.reason),
+        "enrolledAt": enrolled if decision.enrollment_consulted else "not consulted",
+        "override": decision.pin.origin if decision.pin else None,
+        "images": images,
+        "configRepos": repos,
+    }
+
+
+def render_explanation(report: dict[str, Any]) -> str:
+    lines = [
+        f"experiment   {report['slug']}",
+        f"enrolled at  {report['enrolledAt']}",
+        f"pin reason   {report['reason']}",
+    ]
+    if report["override"]:
+        lines.append(f"override     {report['override']}")
+    for image in report["images"]:
+        tags = ", ".join(image["tags"]) or "no tags"
+        lines.append(f"image        {image['image']}")
+        lines.append(f"             uploaded {image['uploaded']} ({tags})")
+        lines.append(f"             why: {image['why']}")
+    for repo in report["configRepos"]:
+        lines.append(f"{repo['name']:<12} {repo['sha']} (env {repo['env']})")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

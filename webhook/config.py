@@ -1,0 +1,289 @@
+"""One typed configuration, read from YAML and checked completely at start.
+
+A webhook that starts with a typo in its config fails later, on the critical
+path of every pod. So every key is known, every type is checked, and errors
+name the key (`images[0].history.type`) and the file. Relative paths are taken
+relative to the config file's directory, like kubeconfig does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+CONFIG_ENV = "JETSTREAM_PIN_CONFIG"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_REPO_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def key(yaml_key: str, **kwargs: Any) -> Any:
+    """A field spelled differently in YAML (camelCase) than in Python."""
+    return field(metadata={"key": yaml_key}, **kwargs)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    port: int = 8443
+    host: str = "0.0.0.0"  # noqa: S104 - a pod must listen on its pod IP
+    cert_file: Path = key("certFile", default=Path("certs/tls.crt"))
+    key_file: Path = key("keyFile", default=Path("certs/tls.key"))
+    workers: int = 2
+    threads: int = 8
+    max_request_bytes: int = key("maxRequestBytes", default=6 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class StaticSource:
+    type: Literal["static"]
+
+
+@dataclass(frozen=True)
+class BigQuerySource:
+    type: Literal["bigquery"]
+    project: str
+    dataset: str
+    credentials: Literal["default", "anonymous"] = "default"
+    endpoint: str | None = None
+    timeout_seconds: float = key("timeoutSeconds", default=2.0)
+
+
+@dataclass(frozen=True)
+class ArtifactRegistrySource:
+    type: Literal["artifactregistry"]
+    project: str
+    location: str
+    repository: str
+    image: str
+    credentials: Literal["default", "anonymous"] = "default"
+    endpoint: str | None = None
+    timeout_seconds: float = key("timeoutSeconds", default=3.0)
+
+
+@dataclass(frozen=True)
+class GcrSource:
+    type: Literal["gcr"]
+    credentials: Literal["default", "anonymous"] = "default"
+    endpoint: str | None = None
+    timeout_seconds: float = key("timeoutSeconds", default=3.0)
+
+
+@dataclass(frozen=True)
+class OciSource:
+    type: Literal["oci"]
+    name: str | None = None
+    endpoint: str | None = None
+    timeout_seconds: float = key("timeoutSeconds", default=3.0)
+
+
+@dataclass(frozen=True)
+class GithubSource:
+    type: Literal["github"]
+    repo: str
+    branch: str = "main"
+    token_file: Path | None = key("tokenFile", default=None)
+    endpoint: str | None = None
+    timeout_seconds: float = key("timeoutSeconds", default=2.0)
+
+
+@dataclass(frozen=True)
+class GitSource:
+    type: Literal["git"]
+    url: str
+    branch: str = "main"
+    endpoint: str | None = None
+    timeout_seconds: float = key("timeoutSeconds", default=5.0)
+
+
+EnrollmentSource = StaticSource | BigQuerySource
+ImageSource = StaticSource | ArtifactRegistrySource | GcrSource | OciSource
+ConfigRepoSource = StaticSource | GithubSource | GitSource
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    repository: str
+    history: ImageSource
+    breaking_tag: str | None = key("breakingTag", default="breaking")
+
+
+@dataclass(frozen=True)
+class ConfigRepoConfig:
+    name: str
+    history: ConfigRepoSource
+    env: str = "METRIC_HUB_SHA"
+
+
+@dataclass(frozen=True)
+class Config:
+    images: tuple[ImageConfig, ...]
+    enrollments: EnrollmentSource
+    mode: Literal["enforce", "audit"] = "enforce"
+    on_error: Literal["deny", "allow"] = key("onError", default="deny")
+    server: ServerConfig = ServerConfig()
+    config_repos: tuple[ConfigRepoConfig, ...] = key("configRepos", default=())
+    static: Path | None = None
+
+    def uses_static(self) -> bool:
+        histories = [i.history for i in self.images] + [r.history for r in self.config_repos]
+        return any(isinstance(s, StaticSource) for s in [self.enrollments, *histories])
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read the config from `path`, else from $JETSTREAM_PIN_CONFIG."""
+    chosen = path if path is not None else os.environ.get(CONFIG_ENV)
+    if not chosen:
+        raise ConfigError(f"no config file given: pass --config FILE or set {CONFIG_ENV}")
+    file = Path(chosen)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"config {file}: cannot read: {err.strerror or err}") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config {file}: not valid YAML: {err}") from err
+    return parse_config(data, base_dir=file.resolve().parent, source=str(file))
+
+
+def parse_config(data: Any, base_dir: Path, source: str = "<config>") -> Config:
+    try:
+        config: Config = _build(Config, data, "", base_dir)
+        _check(config)
+    except ConfigError as err:
+        raise ConfigError(f"config {source}: {err}") from None
+    return config
+
+
+def _check(config: Config) -> None:
+    if not config.images:
+        raise ConfigError("images: at least one image repository is required")
+    seen: set[str] = set()
+    for index, image in enumerate(config.images):
+        if image.repository in seen:
+            raise ConfigError(f"images[{index}].repository: {image.repository} is listed twice")
+        seen.add(image.repository)
+        if "@" in image.repository or ":" in image.repository.rpartition("/")[2]:
+            raise ConfigError(
+                f"images[{index}].repository: give the repository without tag or digest"
+            )
+    names: set[str] = set()
+    envs: set[str] = set()
+    for index, repo in enumerate(config.config_repos):
+        if not _REPO_NAME.fullmatch(repo.name):
+            raise ConfigError(
+                f"configRepos[{index}].name: {repo.name!r} must be lowercase letters, digits "
+                "and '-' (it becomes the annotation jetstream/<name>-sha)"
+            )
+        if not _ENV_NAME.fullmatch(repo.env):
+            raise ConfigError(f"configRepos[{index}].env: {repo.env!r} is not a variable name")
+        if repo.name in names or repo.env in envs:
+            raise ConfigError(f"configRepos[{index}]: name and env must be unique")
+        names.add(repo.name)
+        envs.add(repo.env)
+    if config.uses_static() and config.static is None:
+        raise ConfigError("static: a source of type 'static' needs the data file set here")
+    for name in ("port", "workers", "threads", "max_request_bytes"):
+        if getattr(config.server, name) <= 0:
+            raise ConfigError(f"server.{_yaml_key(ServerConfig, name)}: must be positive")
+
+
+def _yaml_key(cls: type, name: str) -> str:
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return str(f.metadata.get("key", name))
+    return name
+
+
+def _build(cls: type, data: Any, path: str, base_dir: Path) -> Any:
+    where = path or "top level"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: must be a mapping, got {_kind(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {str(f.metadata.get("key", f.name)): f for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise ConfigError(
+            f"{_join(path, str(unknown[0]))}: unknown key (known keys: {', '.join(fields)})"
+        )
+    values: dict[str, Any] = {}
+    for yaml_name, f in fields.items():
+        child = _join(path, yaml_name)
+        if yaml_name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{child}: required key is missing")
+            continue
+        values[f.name] = _value(hints[f.name], data[yaml_name], child, base_dir)
+    return cls(**values)
+
+
+def _value(hint: Any, value: Any, path: str, base_dir: Path) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = [a for a in args if a is not type(None)]
+        if value is None and len(options) < len(args):
+            return None
+        if all(dataclasses.is_dataclass(a) for a in options):
+            return _variant(options, value, path, base_dir)
+        return _value(options[0], value, path, base_dir)
+    if origin is Literal:
+        if value not in args:
+            allowed = ", ".join(str(a) for a in args)
+            raise ConfigError(f"{path}: must be one of {allowed}; got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: must be a list, got {_kind(value)}")
+        return tuple(_value(args[0], v, f"{path}[{i}]", base_dir) for i, v in enumerate(value))
+    if dataclasses.is_dataclass(hint):
+        return _build(typing.cast(type, hint), value, path, base_dir)
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{path}: must be a file path, got {_kind(value)}")
+        return base_dir / value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{path}: must be a positive number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: must be an integer, got {_kind(value)}")
+        return value
+    if hint is str:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{path}: must be a non-empty string, got {_kind(value)}")
+        return value
+    raise ConfigError(f"{path}: unsupported setting type {hint!r}")  # pragma: no cover
+
+
+def _variant(options: list[Any], value: Any, path: str, base_dir: Path) -> Any:
+    by_type = {typing.get_args(typing.get_type_hints(o)["type"])[0]: o for o in options}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: must be a mapping, got {_kind(value)}")
+    chosen = value.get("type")
+    if chosen not in by_type:
+        raise ConfigError(f"{path}.type: must be one of {', '.join(by_type)}; got {chosen!r}")
+    return _build(by_type[chosen], value, path, base_dir)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return f"{type(value).__name__} {value!r}"[:80]

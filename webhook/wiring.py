@@ -1,0 +1,96 @@
+"""From a validated Config to running objects: sources, resolver, admitter, app.
+
+The one place that knows which class implements which `type:` of source.
+Everything it builds is checked here, at start, so a bad source fails the
+start-up with a message instead of failing the first pod.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from flask import Flask
+
+from webhook.admission import Admitter
+from webhook.app import create_app
+from webhook.config import (
+    Config,
+    ConfigError,
+    ConfigRepoConfig,
+    ImageConfig,
+    StaticSource,
+)
+from webhook.resolver import ConfigRepo, ImageTarget, Resolver
+from webhook.sources import ConfigHistory, EnrollmentClock, ImageHistory, OverrideSource
+from webhook.sources.static import (
+    StaticConfigHistory,
+    StaticData,
+    StaticDataError,
+    StaticEnrollments,
+    StaticImages,
+    StaticOverrides,
+)
+
+
+class Wiring:
+    """Builds each part once; tests and the CLI take the parts they need."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @cached_property
+    def static_data(self) -> StaticData:
+        if self.config.static is None:
+            raise ConfigError("static: no static data file is configured")
+        try:
+            return StaticData.load(self.config.static)
+        except StaticDataError as err:
+            raise ConfigError(str(err)) from None
+
+    def enrollments(self) -> EnrollmentClock:
+        source = self.config.enrollments
+        if isinstance(source, StaticSource):
+            return StaticEnrollments(self.static_data)
+        raise ConfigError(f"enrollments.type: {source.type} is not available in this build")
+
+    def image_history(self, image: ImageConfig) -> ImageHistory:
+        source = image.history
+        if isinstance(source, StaticSource):
+            try:
+                return StaticImages(self.static_data, image.repository)
+            except StaticDataError as err:
+                raise ConfigError(f"images: {err}") from None
+        raise ConfigError(f"images.history.type: {source.type} is not available in this build")
+
+    def config_history(self, repo: ConfigRepoConfig) -> ConfigHistory:
+        source = repo.history
+        if isinstance(source, StaticSource):
+            try:
+                return StaticConfigHistory(self.static_data, repo.name)
+            except StaticDataError as err:
+                raise ConfigError(f"configRepos: {err}") from None
+        raise ConfigError(f"configRepos.history.type: {source.type} is not available in this build")
+
+    def overrides(self) -> OverrideSource | None:
+        if self.config.static is not None:
+            return StaticOverrides(self.static_data)
+        return None
+
+    @cached_property
+    def resolver(self) -> Resolver:
+        images = [
+            ImageTarget(i.repository, i.breaking_tag, self.image_history(i))
+            for i in self.config.images
+        ]
+        repos = [
+            ConfigRepo(r.name, r.env, self.config_history(r)) for r in self.config.config_repos
+        ]
+        return Resolver(images, self.enrollments(), repos, self.overrides())
+
+    @cached_property
+    def admitter(self) -> Admitter:
+        env_names = {r.name: r.env for r in self.config.config_repos}
+        return Admitter(self.resolver, env_names, self.config.mode, self.config.on_error)
+
+    def app(self) -> Flask:
+        return create_app(self.admitter, self.config.server.max_request_bytes)
