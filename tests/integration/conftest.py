@@ -1,0 +1,16 @@
+"""Integration tests cross a real wire: the webhook runs under gunicorn with TLS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import Server, running_server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(Path(tmp_path_factory.mktemp("webhook"))) as running:
+        yield running

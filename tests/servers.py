@@ -1,0 +1,110 @@
+"""Starting the real webhook (`jetstream-pin serve`, gunicorn, TLS) on loopback for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from tests.builders import EXAMPLES, JETSTREAM, ROOT
+from webhook import certs
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    url: str
+    ca_file: Path
+    cert_dir: Path
+    log_file: Path
+    process: subprocess.Popen[bytes]
+    session: requests.Session
+
+    def post_review(self, review: Any) -> requests.Response:
+        return self.session.post(f"{self.url}/mutate", json=review, timeout=10)
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+
+def example_config(workdir: Path, **overrides: Any) -> dict[str, Any]:
+    """The example config, with absolute paths and a free loopback port."""
+    config: dict[str, Any] = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
+    config["static"] = str(EXAMPLES / "static-data.yaml")
+    config["server"] = {
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "certFile": str(workdir / "certs" / certs.CERT_FILE),
+        "keyFile": str(workdir / "certs" / certs.KEY_FILE),
+        "workers": 2,
+        "threads": 4,
+    }
+    config["images"][0]["repository"] = JETSTREAM
+    config.update(overrides)
+    return config
+
+
+@contextmanager
+def running_server(workdir: Path, config: dict[str, Any] | None = None) -> Iterator[Server]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = config or example_config(workdir)
+    cert_dir = Path(config["server"]["certFile"]).parent
+    certs.write(certs.issue(["localhost"], ["127.0.0.1"]), cert_dir)
+    config_file = workdir / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    log_file = workdir / "server.log"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "webhook", "serve", "--config", str(config_file)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env,
+        )  # fmt: skip
+    session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would override `verify`
+    session.verify = str(cert_dir / certs.CA_FILE)
+    server = Server(
+        f"https://127.0.0.1:{config['server']['port']}",
+        cert_dir / certs.CA_FILE, cert_dir, log_file, process, session,
+    )  # fmt: skip
+    try:
+        _wait_until_healthy(server)
+        yield server
+    finally:
+        session.close()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_healthy(server: Server, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"the webhook exited at start:\n{server.log()}")
+        try:
+            if server.session.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the webhook did not become healthy in {timeout}s:\n{server.log()}")

@@ -1,0 +1,172 @@
+"""The Flask routes: malformed input gets a 400 that says why; nothing gets a 500."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.builders import argo_pod, review_of
+from tests.fakes import World
+from webhook.app import create_app
+
+
+@pytest.fixture
+def client() -> FlaskClient:
+    app = create_app(World().admitter(), max_request_bytes=64 * 1024)
+    return app.test_client()
+
+
+def post(client: FlaskClient, body: Any, content_type: str = "application/json") -> Any:
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    return client.post("/mutate", data=data, content_type=content_type)
+
+
+def test_a_review_is_answered(client: FlaskClient) -> None:
+    review = review_of(argo_pod("my-experiment"))
+    reply = post(client, review)
+    assert reply.status_code == 200
+    assert reply.json["response"]["uid"] == review["request"]["uid"]
+    assert reply.json["response"]["patchType"] == "JSONPatch"
+
+
+def test_charset_parameter_is_fine(client: FlaskClient) -> None:
+    reply = post(client, review_of(argo_pod(None)), "application/json; charset=utf-8")
+    assert reply.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        (b"{not json", "application/json", "the body is not valid JSON"),
+        (b"\xff\xfe", "application/json", "the body is not valid JSON"),
+        (b"NaN", "application/json", "NaN is not valid JSON"),
+        (b"[" * 30_000 + b"]" * 30_000, "application/json", "nested too deeply"),
+        (b"", "application/json", "the body is not valid JSON"),
+        (json.dumps([1, 2]), "application/json", "the body is not a JSON object"),
+        (json.dumps({"kind": "AdmissionReview"}), "application/json", "apiVersion"),
+        (
+            json.dumps(
+                {"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {}}
+            ),
+            "application/json",
+            "admission.k8s.io/v1",
+        ),
+        (
+            json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}),
+            "application/json",
+            "request is missing",
+        ),
+        (
+            json.dumps(
+                {
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "request": {"uid": ""},
+                }
+            ),
+            "application/json",
+            "request.uid",
+        ),
+        (
+            json.dumps(
+                {
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "request": {"uid": 5},
+                }
+            ),
+            "application/json",
+            "request.uid",
+        ),
+        (
+            json.dumps(
+                {
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "request": {"uid": "u", "kind": "Pod"},
+                }
+            ),
+            "application/json",
+            "request.kind",
+        ),
+        (
+            json.dumps(
+                {
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "request": {"uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"}},
+                }
+            ),
+            "application/json",
+            "request.operation",
+        ),
+        (json.dumps(review_of(None)), "text/plain", "Content-Type must be application/json"),
+        (json.dumps(review_of(None)), "", "Content-Type must be application/json"),
+        (b"x" * (65 * 1024), "application/json", "larger than the limit of 65536 bytes"),
+    ],
+    ids=[
+        "broken",
+        "not utf-8",
+        "NaN",
+        "deep nesting",
+        "empty",
+        "array",
+        "no apiVersion",
+        "v1beta1",
+        "no request",
+        "empty uid",
+        "uid not string",
+        "kind not object",
+        "no operation",
+        "text/plain",
+        "no content type",
+        "too large",
+    ],
+)
+def test_malformed_input_is_a_400_naming_the_problem(
+    client: FlaskClient, body: Any, content_type: str, message: str
+) -> None:
+    reply = post(client, body, content_type)
+    assert reply.status_code == 400
+    assert reply.mimetype == "application/json"
+    assert message in reply.json["error"]
+
+
+def test_dry_run_not_boolean(client: FlaskClient) -> None:
+    review = review_of(argo_pod(None))
+    review["request"]["dryRun"] = "yes"
+    assert "dryRun" in post(client, review).json["error"]
+
+
+def test_malformed_pod_inside_a_valid_review_is_refused_in_the_review(
+    client: FlaskClient,
+) -> None:
+    reply = post(client, review_of({"metadata": "nope"}))
+    assert reply.status_code == 200
+    assert reply.json["response"]["allowed"] is False
+    assert reply.json["response"]["status"]["code"] == 400
+
+
+def test_health_and_readiness(client: FlaskClient) -> None:
+    assert client.get("/healthz").json == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+
+
+def test_not_ready_is_503() -> None:
+    app = create_app(World().admitter(), readiness=lambda: (False, "warming up"))
+    reply = app.test_client().get("/readyz")
+    assert reply.status_code == 503
+    assert json.loads(reply.data)["detail"] == "warming up"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "code"),
+    [("get", "/mutate", 405), ("get", "/x", 404), ("post", "/healthz", 405)],
+)
+def test_unknown_routes_answer_json(client: FlaskClient, method: str, path: str, code: int) -> None:
+    reply = getattr(client, method)(path)
+    assert reply.status_code == code
+    assert reply.json["code"] == code

@@ -1,0 +1,130 @@
+"""The operator CLI: certs, review and explain on the example config."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from tests.builders import EXAMPLES, ROOT, fixture_review
+from webhook.cli import main
+from webhook.review import decode_patch
+
+CONFIG = str(EXAMPLES / "config.yaml")
+
+
+def test_certs_writes_ca_cert_and_private_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "certs"
+    assert main(["certs", "--out", str(out), "--dns", "svc.ns.svc", "--ip", "127.0.0.1"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["ca.crt", "tls.crt", "tls.key"]
+    assert stat.S_IMODE((out / "tls.key").stat().st_mode) == 0o600
+    cert = x509.load_pem_x509_certificate((out / "tls.crt").read_bytes())
+    ca = x509.load_pem_x509_certificate((out / "ca.crt").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["svc.ns.svc"]
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert cert.issuer == ca.subject
+    cert.verify_directly_issued_by(ca)
+    assert "tls.key" in capsys.readouterr().out
+
+
+def test_certs_needs_a_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["certs", "--out", str(tmp_path)]) == 2
+    assert "give at least one --dns" in capsys.readouterr().err
+
+
+def test_review_prints_the_mutate_response(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    review = fixture_review("01-create-emissary-v3.6.json")
+    path = tmp_path / "review.json"
+    path.write_text(json.dumps(review))
+    assert main(["review", "--config", CONFIG, str(path)]) == 0
+    response = json.loads(capsys.readouterr().out)
+    assert response["response"]["uid"] == review["request"]["uid"]
+    ops = {op["path"]: op.get("value") for op in decode_patch(response)}
+    assert str(ops["/spec/containers/1/image"]).endswith(
+        "@sha256:4bba4eebe859c802badf55f8a2bc7015e7009d574a169febeeb92ac2fd622073"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "cannot read"), ("{oops", "is not valid JSON"), ("[]", "the body is not a JSON")],
+)
+def test_review_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+) -> None:
+    path = tmp_path / "review.json"
+    if content is not None:
+        path.write_text(content)
+    assert main(["review", "--config", CONFIG, str(path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_explain_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "explain",
+                "--config",
+                CONFIG,
+                "--slug",
+                "android-onboarding-notification-permission-v2",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["reason"] == "breaking"
+    assert report["enrolledAt"] == "2023-12-01T02:00:00Z"
+    assert report["images"][0]["tags"] == ["breaking", "v2024.2.0"]
+    assert report["configRepos"][0]["sha"] == "6f1210910bc73f58eb0aaf165c61a41ae9ad1233"
+
+
+def test_explain_text_and_pin(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "--config", CONFIG, "--slug", "my-experiment"]) == 0
+    text = capsys.readouterr().out
+    assert "pin reason   breaking" in text
+    assert "moved up to it" in text
+    assert "487a50e4259df919a05610786dd9fd7a1b106547" in text
+    assert main(["explain", "--config", CONFIG, "--slug", "my-experiment", "--pin", "latest"]) == 0
+    assert "pin reason   latest" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["explain", "--config", CONFIG, "--slug", "no good"], "is not valid"),
+        (["explain", "--config", "/nonexistent.yaml", "--slug", "x"], "cannot read"),
+        (["explain", "--config", CONFIG, "--slug", "x", "--pin", "nope"], "accepted"),
+    ],
+)
+def test_operator_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_python_dash_m_works() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "webhook", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert "serve" in done.stdout
+    assert "explain" in done.stdout

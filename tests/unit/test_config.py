@@ -1,0 +1,154 @@
+"""Config loading: the example works, and every mistake names its key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.builders import EXAMPLES
+from webhook.config import (
+    BigQuerySource,
+    ConfigError,
+    GithubSource,
+    StaticSource,
+    load_config,
+    parse_config,
+)
+
+BASE: dict[str, Any] = {
+    "images": [
+        {"repository": "gcr.io/moz-fx-data-experiments/jetstream", "history": {"type": "static"}}
+    ],
+    "enrollments": {"type": "static"},
+    "configRepos": [{"name": "metric-hub", "history": {"type": "static"}}],
+    "static": "data.yaml",
+}
+
+
+def test_example_config_loads_with_paths_relative_to_the_file() -> None:
+    config = load_config(EXAMPLES / "config.yaml")
+    assert config.mode == "enforce"
+    assert config.on_error == "deny"
+    assert config.static == EXAMPLES / "static-data.yaml"
+    assert config.server.cert_file == EXAMPLES / "../certs/tls.crt"
+    assert config.images[0].breaking_tag == "breaking"
+    assert config.config_repos[0].env == "METRIC_HUB_SHA"
+
+
+def test_defaults() -> None:
+    config = parse_config(copy.deepcopy(BASE), Path("/etc/jp"))
+    assert (config.mode, config.on_error, config.server.port) == ("enforce", "deny", 8443)
+    assert config.static == Path("/etc/jp/data.yaml")
+    assert isinstance(config.enrollments, StaticSource)
+
+
+def test_production_shapes_parse() -> None:
+    data = copy.deepcopy(BASE)
+    data["enrollments"] = {
+        "type": "bigquery", "project": "p", "dataset": "d", "credentials": "anonymous",
+        "endpoint": "http://127.0.0.1:9", "timeoutSeconds": 1.5,
+    }  # fmt: skip
+    data["configRepos"][0]["history"] = {
+        "type": "github",
+        "repo": "mozilla/metric-hub",
+        "tokenFile": "/t",
+    }
+    config = parse_config(data, Path("/"))
+    assert config.enrollments == BigQuerySource(
+        "bigquery", "p", "d", "anonymous", "http://127.0.0.1:9", 1.5
+    )
+    history = config.config_repos[0].history
+    assert isinstance(history, GithubSource)
+    assert history.token_file == Path("/t")
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node: Any = data
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node[part]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("dotted", "value", "message"),
+    [
+        ("mode", "enforcing", "mode: must be one of enforce, audit; got 'enforcing'"),
+        ("onError", "ignore", "onError: must be one of deny, allow"),
+        ("colour", "blue", "colour: unknown key"),
+        ("images", {}, "images: must be a list"),
+        ("images", [], "images: at least one image repository is required"),
+        ("images.0.history.type", "dockerhub", "images[0].history.type: must be one of"),
+        ("images.0.history.extra", 1, "images[0].history.extra: unknown key"),
+        ("images.0.repository", _DELETE, "images[0].repository: required key is missing"),
+        ("images.0.repository", "gcr.io/x/jetstream:latest", "without tag or digest"),
+        ("images.0.breakingTag", 3, "images[0].breakingTag: must be a non-empty string"),
+        ("enrollments", "static", "enrollments: must be a mapping"),
+        ("enrollments", {"type": "bigquery"}, "enrollments.project: required key is missing"),
+        ("server", {"port": "8443"}, "server.port: must be an integer"),
+        ("server", {"port": True}, "server.port: must be an integer"),
+        ("server", {"port": 0}, "server.port: must be positive"),
+        ("server", {"certFile": 5}, "server.certFile: must be a file path"),
+        ("configRepos.0.name", "Metric Hub", "configRepos[0].name"),
+        ("configRepos.0.env", "1BAD", "configRepos[0].env"),
+        ("static", _DELETE, "static: a source of type 'static' needs the data file"),
+    ],
+)
+def test_errors_name_the_key(dotted: str, value: Any, message: str) -> None:
+    data = copy.deepcopy(BASE)
+    _set(data, dotted, value)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, Path("/"), source="my.yaml")
+    assert str(caught.value).startswith("config my.yaml: ")
+    assert message in str(caught.value)
+
+
+def test_timeout_must_be_positive() -> None:
+    data = copy.deepcopy(BASE)
+    data["enrollments"] = {"type": "bigquery", "project": "p", "dataset": "d", "timeoutSeconds": 0}
+    with pytest.raises(ConfigError, match=r"enrollments\.timeoutSeconds: must be a positive"):
+        parse_config(data, Path("/"))
+
+
+def test_duplicate_config_repo_env() -> None:
+    data = copy.deepcopy(BASE)
+    data["configRepos"].append({"name": "other", "history": {"type": "static"}})
+    with pytest.raises(ConfigError, match="name and env must be unique"):
+        parse_config(data, Path("/"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("mode: [unclosed", "not valid YAML"),
+        ("- a list", "top level: must be a mapping"),
+        ("", "top level: must be a mapping, got nothing"),
+    ],
+)
+def test_bad_files(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_missing_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "nope.yaml")
+    monkeypatch.delenv("JETSTREAM_PIN_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="JETSTREAM_PIN_CONFIG"):
+        load_config(None)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    monkeypatch.setenv("JETSTREAM_PIN_CONFIG", str(path))
+    assert load_config(None).static == tmp_path / "data.yaml"

@@ -1,0 +1,177 @@
+"""Reading pods: image references, slug discovery (rule 1), target containers (rule 2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.builders import ARGOEXEC, JETSTREAM, argo_pod, container, fixture_review
+from webhook.pods import (
+    ImageRef,
+    MalformedPod,
+    normalize_repository,
+    parse_image,
+    read_pod,
+    slug_in_argv,
+)
+
+REPOS = [JETSTREAM]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"{JETSTREAM}:latest", ImageRef(JETSTREAM, "latest", None)),
+        (JETSTREAM, ImageRef(JETSTREAM, None, None)),
+        (f"{JETSTREAM}@sha256:{'a' * 64}", ImageRef(JETSTREAM, None, f"sha256:{'a' * 64}")),
+        (f"{JETSTREAM}:v1@sha256:{'a' * 64}", ImageRef(JETSTREAM, "v1", f"sha256:{'a' * 64}")),
+        ("localhost:5000/jet/stream:v2", ImageRef("localhost:5000/jet/stream", "v2", None)),
+        ("localhost:5000/jetstream", ImageRef("localhost:5000/jetstream", None, None)),
+        ("busybox", ImageRef("busybox", None, None)),
+        ("", None),
+        ("has space:tag", None),
+        ("repo:", None),
+        ("repo@", None),
+        ("/", None),
+    ],
+)
+def test_parse_image(text: str, expected: ImageRef | None) -> None:
+    assert parse_image(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("repository", "normal"),
+    [
+        ("busybox", "docker.io/library/busybox"),
+        ("mozilla/jetstream", "docker.io/mozilla/jetstream"),
+        ("index.docker.io/mozilla/jetstream", "docker.io/mozilla/jetstream"),
+        ("GCR.IO/moz-fx-data-experiments/jetstream", JETSTREAM),
+        ("localhost/jetstream", "localhost/jetstream"),
+        ("127.0.0.1:5000/jetstream", "127.0.0.1:5000/jetstream"),
+    ],
+)
+def test_normalize_repository(repository: str, normal: str) -> None:
+    assert normalize_repository(repository) == normal
+
+
+@pytest.mark.parametrize(
+    ("argv", "found"),
+    [
+        (["jetstream", "run", "--experiment_slug=abc"], ["abc"]),
+        (["jetstream", "run", "--experiment_slug", "abc"], ["abc"]),
+        (["jetstream", "run", "--experiment-slug=abc"], ["abc"]),
+        (["jetstream", "run", "--experiment-slug", "abc"], ["abc"]),
+        (["argoexec", "emissary", "--", "jetstream", "run", "--experiment_slug=abc"], ["abc"]),
+        (["sh", "-c", "jetstream run --experiment_slug=abc --date=x"], ["abc"]),
+        (["sh", "-c", "jetstream run --experiment-slug 'abc'"], ["abc"]),
+        (["sh", "-c", "unbalanced 'quote --experiment_slug=abc"], ["abc"]),
+        (["jetstream", "run", "--experiment_slug"], []),
+        (["jetstream", "run", "--experiment_slugs=abc"], []),
+        (["jetstream", "run", "--experiment_slug="], [""]),
+        (["jetstream", "run"], []),
+    ],
+)
+def test_slug_in_argv(argv: list[str], found: list[str]) -> None:
+    assert slug_in_argv(argv) == found
+
+
+def test_argo_v36_fixture() -> None:
+    pod = fixture_review("01-create-emissary-v3.6.json")["request"]["object"]
+    facts = read_pod(pod, REPOS, "argo")
+    assert facts.slug == "firefox-desktop-private-browsing-redesign-rollout"
+    assert facts.slug_origin == "--experiment_slug in container 'main'"
+    assert [(t.field, t.index, t.name) for t in facts.targets] == [("containers", 1, "main")]
+    assert facts.workflow == "jetstream-k9v2q"
+    assert facts.namespace == "argo"
+
+
+def test_argo_v35_fixture_takes_the_label_first() -> None:
+    pod = fixture_review("02-create-label-slug-v3.5.json")["request"]["object"]
+    facts = read_pod(pod, REPOS, "argo")
+    assert facts.slug == "android-onboarding-notification-permission-v2"
+    assert facts.slug_origin == "pod label jetstream/experiment-slug"
+    assert [t.name for t in facts.targets] == ["main"]
+
+
+def test_label_wins_over_arguments() -> None:
+    pod = argo_pod("from-args", labels={"jetstream/experiment-slug": "from-label"})
+    assert read_pod(pod, REPOS, "argo").slug == "from-label"
+
+
+def test_slug_only_from_target_containers() -> None:
+    pod = argo_pod(None)
+    pod["spec"]["containers"][0]["command"] = ["argoexec", "wait", "--experiment_slug=sneaky"]
+    facts = read_pod(pod, REPOS, "argo")
+    assert facts.slug is None
+
+
+def test_targets_found_by_image_not_index() -> None:
+    pod = argo_pod("s")
+    pod["spec"]["containers"].reverse()
+    pod["spec"]["initContainers"].append(container("prep", f"{JETSTREAM}:v1", "jetstream", "x"))
+    facts = read_pod(pod, REPOS, "argo")
+    assert [(t.field, t.index, t.name) for t in facts.targets] == [
+        ("initContainers", 1, "prep"),
+        ("containers", 0, "main"),
+    ]
+
+
+def test_argoexec_and_other_images_are_never_targets() -> None:
+    pod = argo_pod("s")
+    pod["spec"]["containers"].append(container("side", "gcr.io/other/jetstream:latest"))
+    pod["spec"]["containers"].append(container("prefix", f"{JETSTREAM}-extra:latest"))
+    facts = read_pod(pod, REPOS, "argo")
+    assert [t.name for t in facts.targets] == ["main"]
+    assert all(ARGOEXEC not in t.image for t in facts.targets)
+
+
+def test_digest_image_is_pinned() -> None:
+    pod = argo_pod("s", image_ref=f"{JETSTREAM}@sha256:{'a' * 64}")
+    (target,) = read_pod(pod, REPOS, "argo").targets
+    assert target.pinned
+
+
+def test_conflicting_slugs_are_refused() -> None:
+    pod = argo_pod("one")
+    pod["spec"]["containers"].append(
+        container("two", JETSTREAM, "jetstream", "--experiment_slug=two")
+    )
+    with pytest.raises(MalformedPod, match="different experiment slugs"):
+        read_pod(pod, REPOS, "argo")
+
+
+def test_namespace_falls_back_to_the_request() -> None:
+    pod = argo_pod("s")
+    del pod["metadata"]["namespace"]
+    assert read_pod(pod, REPOS, "from-request").namespace == "from-request"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda p: p.update(metadata=[]), "metadata must be an object"),
+        (
+            lambda p: p["metadata"].update(labels={"a": 1}),
+            r"metadata.labels\['a'\] must be a string",
+        ),
+        (lambda p: p["metadata"].update(annotations="x"), "metadata.annotations must be an object"),
+        (lambda p: p.update(spec="x"), "spec must be an object"),
+        (lambda p: p["spec"].update(containers={"a": 1}), "spec.containers must be a list"),
+        (lambda p: p["spec"].update(initContainers=[1]), "spec.initContainers must be a list"),
+        (lambda p: p["spec"]["containers"][1].update(image=5), r"containers\[1\].image"),
+        (lambda p: p["spec"]["containers"][1].update(command="jetstream"), r"\[1\].command"),
+        (lambda p: p["spec"]["containers"][1].update(args=[1]), r"\[1\].args"),
+        (lambda p: p["spec"]["containers"][1].update(name=None), r"\[1\].name"),
+    ],
+)
+def test_malformed_pods_name_the_path(mutate: Any, message: str) -> None:
+    pod = argo_pod("s")
+    mutate(pod)
+    with pytest.raises(MalformedPod, match=message):
+        read_pod(pod, REPOS, "argo")
+
+
+def test_not_an_object() -> None:
+    with pytest.raises(MalformedPod, match=r"request\.object is not a JSON object"):
+        read_pod(None, REPOS, "argo")
