@@ -128,3 +128,12 @@ def test_empty_commit_list_is_a_source_error() -> None:
     history = StaticConfigHistory(StaticData.parse({"commits": {"m": []}}), "m")
     with pytest.raises(SourceError, match="static commits of m"):
         history.sha_at(None)
+
+
+def test_static_enrollments_list_every_enrolled_experiment() -> None:
+    listed = StaticEnrollments(StaticData.load(EXAMPLES / "static-data.yaml")).list_enrolled()
+    slugs = [e.slug for e in listed]
+    assert "brand-new-experiment" not in slugs  # null: not enrolled
+    assert slugs == sorted(slugs)
+    assert {e.slug_source for e in listed} == {"static"}
+    assert len(listed) == 4

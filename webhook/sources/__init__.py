@@ -8,6 +8,7 @@ it fakes and production hands it cached network clients.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -29,6 +30,28 @@ class EnrollmentClock(Protocol):
     name: str
 
     def enrolled_at(self, slug: str) -> datetime | None: ...
+
+
+@dataclass(frozen=True)
+class EnrolledExperiment:
+    """One row of `list_enrolled`: the slug, when it enrolled, and where the slug came from.
+
+    `slug_source` says how trustworthy the slug is: "static" (the data file),
+    "description" (the table's description names it) or "table-name" (recovered
+    from the normalized table name, where '_' may have been '-' or '.').
+    """
+
+    slug: str
+    enrolled_at: datetime
+    slug_source: str
+
+
+class ExperimentLister(Protocol):
+    """Every enrolled experiment at once (the report and the BigQuery prefetch use it)."""
+
+    name: str
+
+    def list_enrolled(self) -> Sequence[EnrolledExperiment]: ...
 
 
 class ImageHistory(Protocol):

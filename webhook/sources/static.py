@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from webhook.pinning import Commit, EmptyHistory, Image, commit_at, is_digest
-from webhook.sources import SourceError
+from webhook.sources import EnrolledExperiment, SourceError
 
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _TOP_LEVEL = ("enrollments", "images", "commits", "overrides")
@@ -167,6 +167,13 @@ class StaticEnrollments:
 
     def enrolled_at(self, slug: str) -> datetime | None:
         return self._data.enrollments.get(slug)
+
+    def list_enrolled(self) -> list[EnrolledExperiment]:
+        return [
+            EnrolledExperiment(slug, when, "static")
+            for slug, when in sorted(self._data.enrollments.items())
+            if when is not None
+        ]
 
 
 class StaticImages:
