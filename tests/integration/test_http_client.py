@@ -1,0 +1,92 @@
+"""The shared HTTP client against a real local server: every fault becomes a SourceError."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.standins import Reply, Request, json_reply, serving
+from webhook.sources import SourceError
+from webhook.sources.google import GoogleCredentials
+from webhook.sources.http import HttpClient, host_of
+
+
+def route(request: Request) -> Reply:
+    if request.path == "/ok":
+        return json_reply({"fine": True})
+    if request.path == "/slow":
+        return Reply(200, b"{}", delay=1.0)
+    if request.path == "/broken":
+        return Reply(200, b"{not json", {"Content-Type": "application/json"})
+    if request.path == "/redirect":
+        return Reply(302, b"", {"Location": "http://127.0.0.2:1/elsewhere"})
+    return json_reply({"error": "secret-token-in-body"}, int(request.path.strip("/") or 500))
+
+
+def bearer() -> dict[str, str]:
+    return {"Authorization": "Bearer s3cret"}
+
+
+@pytest.mark.parametrize(
+    ("path", "cause"),
+    [
+        ("/slow", "timed out after 0.3s"),
+        ("/500", "HTTP 500 from http://127.0.0.1:"),
+        ("/503", "HTTP 503 from"),
+        ("/401", "HTTP 401 from .*: not authorized"),
+        ("/403", "HTTP 403 from .*: not authorized"),
+        ("/429", "rate limited"),
+        ("/broken", "malformed answer from .*: not JSON"),
+        ("/redirect", "HTTP 302 .*unexpected redirect"),
+    ],
+)
+def test_faults_are_source_errors(path: str, cause: str) -> None:
+    with serving(route) as stand_in:
+        client = HttpClient("test source", stand_in.url, 0.3, auth=bearer)
+        with pytest.raises(SourceError, match=cause) as caught:
+            client.get_json(path)
+    assert caught.value.source == "test source"
+    assert "s3cret" not in str(caught.value)
+    assert "secret-token-in-body" not in str(caught.value)
+
+
+def test_connection_refused() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = HttpClient("test source", f"http://127.0.0.1:{port}", 1.0)
+    with pytest.raises(SourceError, match=f"cannot connect to http://127.0.0.1:{port}"):
+        client.get("/anything")
+
+
+def test_credentials_only_to_configured_hosts() -> None:
+    with serving(route) as home, serving(route) as elsewhere:
+        client = HttpClient("s", home.url, 2.0, auth=bearer)
+        assert client.get_json("/ok") == {"fine": True}
+        client.get_json(f"{elsewhere.url}/ok")
+        assert home.calls()[0].headers["authorization"] == "Bearer s3cret"
+        assert "authorization" not in elsewhere.calls()[0].headers
+        trusting = HttpClient("s", home.url, 2.0, auth=bearer, credential_hosts=[elsewhere.url])
+        trusting.get_json(f"{elsewhere.url}/ok")
+        assert elsewhere.calls()[1].headers["authorization"] == "Bearer s3cret"
+
+
+def test_host_of() -> None:
+    assert host_of("HTTPS://Example.COM:443/v2/x?y") == "https://example.com:443"
+
+
+def test_anonymous_google_credentials_send_nothing() -> None:
+    assert GoogleCredentials("s", "anonymous").headers() == {}
+
+
+def test_missing_default_credentials_is_a_clear_source_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path))
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    with pytest.raises(SourceError, match="no Google Application Default Credentials"):
+        GoogleCredentials("bigquery enrollments", "default").token()
