@@ -69,7 +69,9 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         logs.configure()
-        return Wiring(self.webhook_config).app()
+        wiring = Wiring(self.webhook_config)
+        wiring.start_background()
+        return wiring.app()
 
 
 def serve(config: Config) -> None:

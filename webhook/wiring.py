@@ -7,6 +7,7 @@ start-up with a message instead of failing the first pod.
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
 
 from flask import Flask
@@ -22,6 +23,8 @@ from webhook.config import (
 )
 from webhook.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.sources import ConfigHistory, EnrollmentClock, ImageHistory, OverrideSource
+from webhook.sources.bigquery import BigQueryEnrollments
+from webhook.sources.cached import CachedConfigHistory, CachedEnrollments, CachedImageHistory
 from webhook.sources.static import (
     StaticConfigHistory,
     StaticData,
@@ -31,12 +34,15 @@ from webhook.sources.static import (
     StaticOverrides,
 )
 
+WARMUP_GRACE_SECONDS = 10.0
+
 
 class Wiring:
     """Builds each part once; tests and the CLI take the parts they need."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self._started = time.monotonic()
 
     @cached_property
     def static_data(self) -> StaticData:
@@ -51,7 +57,7 @@ class Wiring:
         source = self.config.enrollments
         if isinstance(source, StaticSource):
             return StaticEnrollments(self.static_data)
-        raise ConfigError(f"enrollments.type: {source.type} is not available in this build")
+        return BigQueryEnrollments(source)
 
     def image_history(self, image: ImageConfig) -> ImageHistory:
         source = image.history
@@ -77,15 +83,55 @@ class Wiring:
         return None
 
     @cached_property
+    def cached_images(self) -> list[CachedImageHistory]:
+        return [
+            CachedImageHistory(self.image_history(i), self.config.cache) for i in self.config.images
+        ]
+
+    @cached_property
+    def cached_enrollments(self) -> CachedEnrollments:
+        clock = self.enrollments()
+        lister = (
+            clock
+            if self.config.cache.prefetch_enrollments and isinstance(clock, BigQueryEnrollments)
+            else None
+        )
+        return CachedEnrollments(clock, self.config.cache, lister)
+
+    @cached_property
     def resolver(self) -> Resolver:
         images = [
-            ImageTarget(i.repository, i.breaking_tag, self.image_history(i))
-            for i in self.config.images
+            ImageTarget(i.repository, i.breaking_tag, history)
+            for i, history in zip(self.config.images, self.cached_images, strict=True)
         ]
         repos = [
-            ConfigRepo(r.name, r.env, self.config_history(r)) for r in self.config.config_repos
+            ConfigRepo(
+                r.name, r.env, CachedConfigHistory(self.config_history(r), self.config.cache)
+            )
+            for r in self.config.config_repos
         ]
-        return Resolver(images, self.enrollments(), repos, self.overrides())
+        return Resolver(images, self.cached_enrollments, repos, self.overrides())
+
+    def start_background(self) -> None:
+        """Keep image histories and the enrollment listing warm (call after forking)."""
+        self._started = time.monotonic()
+        for history in self.cached_images:
+            history.start()
+        self.cached_enrollments.start()
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once the image histories are warm, or after a grace period in any case.
+
+        A backend outage must not take the webhook out of its Service: then the
+        failure policy (a 503 Argo retries, or `onError: allow`) decides, not a
+        "failed calling webhook" from the API server.
+        """
+        cold = [h.name for h in self.cached_images if not h.history.warm]
+        if not cold:
+            return True, "ready"
+        if time.monotonic() - self._started > WARMUP_GRACE_SECONDS:
+            return True, f"ready; not warm yet: {', '.join(cold)}"
+        return False, f"warming up: {', '.join(cold)}"
 
     @cached_property
     def admitter(self) -> Admitter:
@@ -93,4 +139,4 @@ class Wiring:
         return Admitter(self.resolver, env_names, self.config.mode, self.config.on_error)
 
     def app(self) -> Flask:
-        return create_app(self.admitter, self.config.server.max_request_bytes)
+        return create_app(self.admitter, self.config.server.max_request_bytes, self.readiness)
