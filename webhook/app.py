@@ -17,6 +17,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from webhook import metrics
 from webhook.admission import Admitter
 from webhook.review import MalformedReview, parse_review
 
@@ -46,6 +47,7 @@ def create_app(
         return Response(json.dumps(body), status=status, mimetype="application/json")
 
     def bad_request(message: str) -> Response:
+        metrics.ADMISSIONS.labels("malformed", "").inc()
         return reply({"error": message, "code": 400}, 400)
 
     @app.post("/mutate")
@@ -66,12 +68,12 @@ def create_app(
         except MalformedReview as err:
             return bad_request(f"not a valid AdmissionReview v1: {err}")
         result = admitter.admit(review)
+        elapsed = time.perf_counter() - started
+        reason = str(result.decision.reason) if result.decision else ""
+        metrics.ADMISSIONS.labels(str(result.outcome), reason).inc()
+        metrics.ADMISSION_SECONDS.labels(str(result.outcome)).observe(elapsed)
         fields = result.log_fields()
-        fields.update(
-            uid=review.uid,
-            dry_run=review.dry_run,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-        )
+        fields.update(uid=review.uid, dry_run=review.dry_run, duration_ms=round(elapsed * 1000, 3))
         decisions.info("admission %s", result.outcome, extra={"fields": fields})
         return reply(result.response)
 

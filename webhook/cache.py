@@ -18,6 +18,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from webhook import metrics
+
 log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
@@ -28,10 +30,23 @@ Clock = Callable[[], float]
 
 @dataclass
 class CacheStats:
+    """Counts kept per cache object (for tests) and exported as metrics under `name`."""
+
+    name: str = ""
     hits: int = 0
     misses: int = 0
     loads: int = 0
     failures: int = 0
+
+    def hit(self) -> None:
+        self.hits += 1
+        if self.name:
+            metrics.CACHE_REQUESTS.labels(self.name, "hit").inc()
+
+    def miss(self) -> None:
+        self.misses += 1
+        if self.name:
+            metrics.CACHE_REQUESTS.labels(self.name, "miss").inc()
 
 
 class _Flight(Generic[V]):
@@ -51,6 +66,7 @@ class TtlCache(Generic[K, V]):
         ttl: Callable[[V], float],
         max_entries: int,
         clock: Clock = time.monotonic,
+        name: str = "",
     ) -> None:
         self._ttl = ttl
         self._max = max_entries
@@ -58,7 +74,7 @@ class TtlCache(Generic[K, V]):
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._flights: dict[K, _Flight[V]] = {}
         self._lock = threading.Lock()
-        self.stats = CacheStats()
+        self.stats = CacheStats(name)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -79,9 +95,9 @@ class TtlCache(Generic[K, V]):
             entry = self._entries.get(key)
             if entry is not None and entry[0] > self._clock():
                 self._entries.move_to_end(key)
-                self.stats.hits += 1
+                self.stats.hit()
                 return entry[1]
-            self.stats.misses += 1
+            self.stats.miss()
             flight = self._flights.get(key)
             leader = flight is None
             if flight is None:
@@ -143,7 +159,7 @@ class Refreshing(Generic[V]):
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self.stats = CacheStats()
+        self.stats = CacheStats(name)
 
     @property
     def age(self) -> float:
@@ -161,9 +177,9 @@ class Refreshing(Generic[V]):
     def get(self) -> V:
         value = self._value
         if value is not None and self.age <= self.max_stale:
-            self.stats.hits += 1
+            self.stats.hit()
             return value
-        self.stats.misses += 1
+        self.stats.miss()
         return self.refresh()
 
     def refresh(self) -> V:

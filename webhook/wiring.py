@@ -25,6 +25,11 @@ from webhook.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.sources import ConfigHistory, EnrollmentClock, ImageHistory, OverrideSource
 from webhook.sources.bigquery import BigQueryEnrollments
 from webhook.sources.cached import CachedConfigHistory, CachedEnrollments, CachedImageHistory
+from webhook.sources.instrumented import (
+    InstrumentedConfigHistory,
+    InstrumentedEnrollments,
+    InstrumentedImages,
+)
 from webhook.sources.static import (
     StaticConfigHistory,
     StaticData,
@@ -85,18 +90,16 @@ class Wiring:
     @cached_property
     def cached_images(self) -> list[CachedImageHistory]:
         return [
-            CachedImageHistory(self.image_history(i), self.config.cache) for i in self.config.images
+            CachedImageHistory(InstrumentedImages(self.image_history(i)), self.config.cache)
+            for i in self.config.images
         ]
 
     @cached_property
     def cached_enrollments(self) -> CachedEnrollments:
-        clock = self.enrollments()
-        lister = (
-            clock
-            if self.config.cache.prefetch_enrollments and isinstance(clock, BigQueryEnrollments)
-            else None
-        )
-        return CachedEnrollments(clock, self.config.cache, lister)
+        raw = self.enrollments()
+        clock = InstrumentedEnrollments(raw)
+        prefetch = self.config.cache.prefetch_enrollments and isinstance(raw, BigQueryEnrollments)
+        return CachedEnrollments(clock, self.config.cache, clock if prefetch else None)
 
     @cached_property
     def resolver(self) -> Resolver:
@@ -106,7 +109,11 @@ class Wiring:
         ]
         repos = [
             ConfigRepo(
-                r.name, r.env, CachedConfigHistory(self.config_history(r), self.config.cache)
+                r.name,
+                r.env,
+                CachedConfigHistory(
+                    InstrumentedConfigHistory(self.config_history(r)), self.config.cache
+                ),
             )
             for r in self.config.config_repos
         ]

@@ -30,7 +30,7 @@ class CachedImageHistory:
             inner.images,
             config.image_refresh_seconds,
             config.image_max_stale_seconds,
-            name=inner.name,
+            name="image-history",
         )
 
     def images(self) -> Sequence[Image]:
@@ -56,6 +56,7 @@ class CachedEnrollments:
                 else config.not_enrolled_ttl_seconds
             ),
             max_entries=config.max_entries,
+            name="enrollments",
         )
         self.listing: Refreshing[Mapping[str, datetime]] | None = None
         if lister is not None:
@@ -63,7 +64,7 @@ class CachedEnrollments:
                 lambda: self._by_table(lister),
                 config.enrollment_list_refresh_seconds,
                 config.image_max_stale_seconds,
-                name=f"{inner.name} listing",
+                name="enrollment-listing",
             )
 
     @staticmethod
@@ -91,9 +92,11 @@ class CachedConfigHistory:
         tip_ttl = config.config_tip_ttl_seconds
         past_ttl = config.config_ttl_seconds
         self.shas = TtlCache[datetime | None, str](
-            ttl=lambda _: past_ttl, max_entries=config.max_entries
+            ttl=lambda _: past_ttl, max_entries=config.max_entries, name="config-history"
         )
-        self.tip = TtlCache[datetime | None, str](ttl=lambda _: tip_ttl, max_entries=1)
+        self.tip = TtlCache[datetime | None, str](
+            ttl=lambda _: tip_ttl, max_entries=1, name="config-tip"
+        )
 
     def sha_at(self, when: datetime | None) -> str:
         cache = self.tip if when is None else self.shas
