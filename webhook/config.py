@@ -43,6 +43,7 @@ class ServerConfig:
     workers: int = 2
     threads: int = 8
     max_request_bytes: int = key("maxRequestBytes", default=6 * 1024 * 1024)
+    drain_seconds: float = key("drainSeconds", default=5.0)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ start-up with a message instead of failing the first pod.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import cached_property
 
 from flask import Flask
@@ -45,8 +46,9 @@ WARMUP_GRACE_SECONDS = 10.0
 class Wiring:
     """Builds each part once; tests and the CLI take the parts they need."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, draining: Callable[[], bool] = lambda: False) -> None:
         self.config = config
+        self.draining = draining
         self._started = time.monotonic()
 
     @cached_property
@@ -133,6 +135,8 @@ class Wiring:
         failure policy (a 503 Argo retries, or `onError: allow`) decides, not a
         "failed calling webhook" from the API server.
         """
+        if self.draining():
+            return False, "draining: shutting down"
         cold = [h.name for h in self.cached_images if not h.history.warm]
         if not cold:
             return True, "ready"
