@@ -40,8 +40,8 @@ class ServerConfig:
     host: str = "0.0.0.0"  # noqa: S104 - a pod must listen on its pod IP
     cert_file: Path = key("certFile", default=Path("certs/tls.crt"))
     key_file: Path = key("keyFile", default=Path("certs/tls.key"))
-    workers: int = 2
-    threads: int = 8
+    workers: int = 1  # caches are per process: one worker makes one backend call per key
+    threads: int = 16
     max_request_bytes: int = key("maxRequestBytes", default=6 * 1024 * 1024)
     drain_seconds: float = key("drainSeconds", default=5.0)
 

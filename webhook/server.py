@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +85,17 @@ def _worker_exited(_server: Any, worker: Any) -> None:
 
 
 class WebhookServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, config: Config, state: RuntimeState) -> None:
+    """gunicorn serving the webhook; `app_factory` swaps the app (the benchmark's no-op)."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: RuntimeState,
+        app_factory: Callable[[Config, RuntimeState], Flask] | None = None,
+    ) -> None:
         self.webhook_config = config
         self.state = state
+        self.app_factory = app_factory
         super().__init__()
 
     def run(self) -> None:
@@ -122,6 +131,8 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         logs.configure()
+        if self.app_factory is not None:
+            return self.app_factory(self.webhook_config, self.state)
         wiring = Wiring(self.webhook_config, draining=self.state.draining)
         wiring.start_background()
         return wiring.app()
