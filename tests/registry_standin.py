@@ -38,6 +38,8 @@ class V2Registry:
     blobs: dict[str, bytes] = field(default_factory=dict)
     uploaded_ms: dict[str, Any] = field(default_factory=dict)
     issued: list[str] = field(default_factory=list)
+    # Passwords accepted besides `password` (GCR: every Google access token issued).
+    accepted_passwords: list[str] = field(default_factory=list)
     _serial: Any = field(default_factory=itertools.count)
 
     # -- content ---------------------------------------------------------------
@@ -132,15 +134,20 @@ class V2Registry:
 
     # -- authentication ----------------------------------------------------------
 
-    def basic(self) -> str:
-        return "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+    def basic(self, password: str | None = None) -> str:
+        login = f"{self.user}:{self.password if password is None else password}"
+        return "Basic " + base64.b64encode(login.encode()).decode()
+
+    def _basic_ok(self, given: str | None) -> bool:
+        passwords = [self.password, *self.accepted_passwords]
+        return given is not None and any(given == self.basic(p) for p in passwords)
 
     def _check_auth(self, request: Request) -> Reply | None:
         given = request.headers.get("authorization")
         if self.auth == "none":
             return None
         if self.auth == "basic":
-            if given == self.basic():
+            if self._basic_ok(given):
                 return None
             return json_reply({"errors": [{"code": "UNAUTHORIZED"}]}, 401,
                               **{"WWW-Authenticate": 'Basic realm="standin"'})  # fmt: skip
@@ -153,7 +160,7 @@ class V2Registry:
 
     def _token(self, request: Request) -> Reply:
         given = request.headers.get("authorization")
-        if given == self.basic() or (given is None and self.anonymous_tokens):
+        if self._basic_ok(given) or (given is None and self.anonymous_tokens):
             token = f"registry-token-{next(self._serial)}"
             self.issued.append(token)
             return json_reply({"token": token, "expires_in": 300})
