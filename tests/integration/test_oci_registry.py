@@ -8,18 +8,21 @@ what is new.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from tests.builders import utc
+from tests.builders import argo_pod, review_of, utc
 from tests.fakes import FakeCommits, FakeEnrollments
+from tests.kube import apply_response
 from tests.registry import Pushed, Pusher, Registry
-from tests.servers import free_port
+from tests.servers import example_config, free_port, running_server
 from webhook.config import OciSource
 from webhook.pinning import Image, ImageRule
 from webhook.resolver import ConfigRepo, ImageTarget, LookupFailed, Resolver
@@ -234,3 +237,32 @@ def test_resolver_names_the_source_when_the_registry_is_down() -> None:
 def test_the_children_would_win_without_the_index_rule(history: History) -> None:
     """Guards the index row above: a child's digest sorts after the index's."""
     assert max(history.amd64.digest, history.arm64.digest) > history.v4_index.digest
+
+
+def test_the_webhook_pins_from_the_real_registry(docker_registry: Registry, tmp_path: Path) -> None:
+    """The whole path: config `type: oci` -> gunicorn+TLS webhook -> real registry -> patch."""
+    repository, push = fresh_repository(docker_registry)
+    repository = repository.replace("127.0.0.1", docker_registry.url.removeprefix("http://"))
+    before = push.image("before", "2022-12-01T00:00:00Z", ["v1"])
+    push.image("after", "2023-06-01T00:00:00Z", ["v2", "latest"])
+    config = example_config(tmp_path)
+    config["images"] = [
+        {"repository": repository, "history": {"type": "oci", "endpoint": docker_registry.url}}
+    ]
+    with running_server(tmp_path, config) as server:
+        pod = argo_pod("my-experiment", image_ref=f"{repository}:latest")  # enrolled 2023-01-01
+        answer = server.post_review(review_of(pod)).json()
+        assert answer["response"]["allowed"], answer
+        patched = apply_response(pod, answer)
+        main = next(c for c in patched["spec"]["containers"] if c["name"] == "main")
+        assert main["image"] == f"{repository}@{before.digest}"
+        # The registry down: refused with 503 naming the source, and the server keeps serving.
+        broken = copy.deepcopy(config)
+        broken["images"][0]["history"]["endpoint"] = f"http://127.0.0.1:{free_port()}"
+    with running_server(tmp_path / "broken", broken) as server:
+        refused = server.post_review(review_of(pod)).json()["response"]
+        assert not refused["allowed"]
+        assert refused["status"]["code"] == 503
+        assert f"oci {repository}" in refused["status"]["message"]
+        assert "cannot connect" in refused["status"]["message"]
+        assert server.session.get(f"{server.url}/healthz", timeout=5).status_code == 200
