@@ -71,6 +71,8 @@ class ArtifactRegistrySource:
     credentials: Literal["default", "anonymous"] = "default"
     endpoint: str | None = None
     timeout_seconds: float = key("timeoutSeconds", default=3.0)
+    # Registry v2 host of the repository, read only for a multi-arch index's children.
+    docker_endpoint: str | None = key("dockerEndpoint", default=None)
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,10 @@ class OciSource:
     name: str | None = None
     endpoint: str | None = None
     timeout_seconds: float = key("timeoutSeconds", default=3.0)
+    # A Docker config file (a mounted kubernetes.io/dockerconfigjson Secret).
+    auth_file: Path | None = key("authFile", default=None)
+    # Token realms on other hosts that may receive those credentials.
+    credential_hosts: tuple[str, ...] = key("credentialHosts", default=())
 
 
 @dataclass(frozen=True)

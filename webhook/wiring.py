@@ -10,27 +10,36 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import cached_property
+from urllib.parse import urlsplit
 
 from flask import Flask
 
 from webhook.admission import Admitter
 from webhook.app import create_app
 from webhook.config import (
+    ArtifactRegistrySource,
     Config,
     ConfigError,
     ConfigRepoConfig,
+    GcrSource,
     ImageConfig,
+    OciSource,
     StaticSource,
 )
 from webhook.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.sources import ConfigHistory, EnrollmentClock, ImageHistory, OverrideSource
+from webhook.sources.artifactregistry import ArtifactRegistryImages
 from webhook.sources.bigquery import BigQueryEnrollments
 from webhook.sources.cached import CachedConfigHistory, CachedEnrollments, CachedImageHistory
+from webhook.sources.dockerauth import AuthFileError, read_auth_file
+from webhook.sources.endpoints import check_endpoint, registry_host
+from webhook.sources.gcr import GcrImages
 from webhook.sources.instrumented import (
     InstrumentedConfigHistory,
     InstrumentedEnrollments,
     InstrumentedImages,
 )
+from webhook.sources.oci import OciImages
 from webhook.sources.static import (
     StaticConfigHistory,
     StaticData,
@@ -41,6 +50,10 @@ from webhook.sources.static import (
 )
 
 WARMUP_GRACE_SECONDS = 10.0
+
+
+def _netloc(endpoint: str | None) -> list[str]:
+    return [urlsplit(endpoint).netloc] if endpoint else []
 
 
 class Wiring:
@@ -64,6 +77,7 @@ class Wiring:
         source = self.config.enrollments
         if isinstance(source, StaticSource):
             return StaticEnrollments(self.static_data)
+        check_endpoint(source.endpoint, "enrollments.endpoint")
         return BigQueryEnrollments(source)
 
     def image_history(self, image: ImageConfig) -> ImageHistory:
@@ -73,7 +87,25 @@ class Wiring:
                 return StaticImages(self.static_data, image.repository)
             except StaticDataError as err:
                 raise ConfigError(f"images: {err}") from None
-        raise ConfigError(f"images.history.type: {source.type} is not available in this build")
+        where = f"images[{image.repository}].history"
+        if isinstance(source, ArtifactRegistrySource):
+            check_endpoint(source.endpoint, f"{where}.endpoint")
+            check_endpoint(source.docker_endpoint, f"{where}.dockerEndpoint")
+            return ArtifactRegistryImages(source)
+        host = registry_host(image.repository, f"images[{image.repository}].repository")
+        check_endpoint(source.endpoint, f"{where}.endpoint")
+        if isinstance(source, GcrSource):
+            return GcrImages(image.repository, source)
+        if isinstance(source, OciSource):
+            for index, extra in enumerate(source.credential_hosts):
+                check_endpoint(extra, f"{where}.credentialHosts[{index}]")
+            if source.auth_file is not None:
+                try:
+                    read_auth_file(source.auth_file, [host, *_netloc(source.endpoint)])
+                except AuthFileError as err:
+                    raise ConfigError(f"{where}.{err}") from None
+            return OciImages(image.repository, source)
+        raise ConfigError(f"{where}.type: {source.type} is not available in this build")
 
     def config_history(self, repo: ConfigRepoConfig) -> ConfigHistory:
         source = repo.history
