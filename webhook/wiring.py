@@ -8,6 +8,7 @@ start-up with a message instead of failing the first pod.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Protocol
 
 from flask import Flask
 
@@ -17,11 +18,13 @@ from webhook.config import (
     Config,
     ConfigError,
     ConfigRepoConfig,
+    GithubSource,
     ImageConfig,
     StaticSource,
 )
 from webhook.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.sources import ConfigHistory, EnrollmentClock, ImageHistory, OverrideSource
+from webhook.sources.git import GitConfigHistory
 from webhook.sources.static import (
     StaticConfigHistory,
     StaticData,
@@ -32,11 +35,18 @@ from webhook.sources.static import (
 )
 
 
+class Background(Protocol):
+    """A source with work of its own (a git mirror's fetches), started after the fork."""
+
+    def start(self) -> None: ...
+
+
 class Wiring:
     """Builds each part once; tests and the CLI take the parts they need."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.background: list[Background] = []
 
     @cached_property
     def static_data(self) -> StaticData:
@@ -69,7 +79,24 @@ class Wiring:
                 return StaticConfigHistory(self.static_data, repo.name)
             except StaticDataError as err:
                 raise ConfigError(f"configRepos: {err}") from None
-        raise ConfigError(f"configRepos.history.type: {source.type} is not available in this build")
+        if isinstance(source, GithubSource):
+            raise ConfigError("configRepos.history.type: github is not available in this build")
+        mirror = GitConfigHistory(
+            source.url,
+            source.branch,
+            mirror_dir=source.mirror_dir,
+            fetch_from=source.endpoint,
+            fetch_interval=source.fetch_interval_seconds,
+            fetch_timeout=source.fetch_timeout_seconds,
+            timeout=source.timeout_seconds,
+        )
+        self.background.append(mirror)
+        return mirror
+
+    def start_background(self) -> None:
+        """Start the sources' background work; call it in each server worker, after the fork."""
+        for part in self.background:
+            part.start()
 
     def overrides(self) -> OverrideSource | None:
         if self.config.static is not None:
@@ -93,4 +120,6 @@ class Wiring:
         return Admitter(self.resolver, env_names, self.config.mode, self.config.on_error)
 
     def app(self) -> Flask:
-        return create_app(self.admitter, self.config.server.max_request_bytes)
+        app = create_app(self.admitter, self.config.server.max_request_bytes)
+        self.start_background()
+        return app
