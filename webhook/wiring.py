@@ -23,8 +23,15 @@ from webhook.config import (
     StaticSource,
 )
 from webhook.resolver import ConfigRepo, ImageTarget, Resolver
-from webhook.sources import ConfigHistory, EnrollmentClock, ImageHistory, OverrideSource
+from webhook.sources import (
+    ConfigHistory,
+    EnrollmentClock,
+    ImageHistory,
+    OverrideSource,
+    SourceError,
+)
 from webhook.sources.git import GitConfigHistory
+from webhook.sources.github import GithubConfigHistory
 from webhook.sources.static import (
     StaticConfigHistory,
     StaticData,
@@ -80,7 +87,17 @@ class Wiring:
             except StaticDataError as err:
                 raise ConfigError(f"configRepos: {err}") from None
         if isinstance(source, GithubSource):
-            raise ConfigError("configRepos.history.type: github is not available in this build")
+            try:
+                return GithubConfigHistory(
+                    source.repo,
+                    source.branch,
+                    source.endpoint,
+                    source.timeout_seconds,
+                    token_file=source.token_file,
+                    token_env=source.token_env,
+                )
+            except SourceError as err:
+                raise ConfigError(f"configRepos: {err}") from None
         mirror = GitConfigHistory(
             source.url,
             source.branch,
