@@ -230,6 +230,14 @@ def test_a_missing_git_program_is_a_source_error(history: History, tmp_path: Pat
         source.sha_at(None)
 
 
+def test_an_unusable_mirror_directory_is_a_source_error(history: History, tmp_path: Path) -> None:
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a directory")
+    source = GitConfigHistory(str(history.upstream.path), mirror_dir=in_the_way)
+    with pytest.raises(SourceError, match=f"cannot use mirror directory {in_the_way}: "):
+        source.sha_at(None)
+
+
 def test_a_hanging_git_is_killed_at_the_timeout(history: History, tmp_path: Path) -> None:
     hanging = tmp_path / "slow-git"
     hanging.write_text("#!/bin/sh\nsleep 60 &\nexec sleep 60\n")  # a helper holds the pipe too

@@ -83,22 +83,24 @@ class GitConfigHistory:
     # Lookups
 
     def sha_at(self, when: datetime | None) -> str:
-        self._ensure_mirror()
+        deadline = time.monotonic() + self.timeout  # the whole lookup, once the mirror exists
+        self._ensure_mirror(deadline)
         ref = f"refs/heads/{self.branch}"
         if when is None:
-            return self._sha(["rev-list", "-1", ref, "--"], required=True)
+            return self._sha(["rev-list", "-1", ref, "--"], deadline, required=True)
         seconds = int(when.timestamp() // 1)  # commit times are whole seconds
         if seconds >= 0:
             at = f"--min-age={seconds}"  # what --before=T means: committed at or before T
-            found = self._sha(["rev-list", "-1", "--first-parent", at, ref, "--"])
+            found = self._sha(["rev-list", "-1", "--first-parent", at, ref, "--"], deadline)
             if found:
                 return found
         # No commit that old: the first commit of the branch's first-parent chain.
-        return self._sha(["rev-list", "--first-parent", "--max-parents=0", ref, "--"], True)
+        first = ["rev-list", "--first-parent", "--max-parents=0", ref, "--"]
+        return self._sha(first, deadline, required=True)
 
-    def _sha(self, args: Sequence[str], required: bool = False) -> str:
+    def _sha(self, args: Sequence[str], deadline: float, required: bool = False) -> str:
         try:
-            output = self._git(args, self.timeout, cwd=self.path)
+            output = self._git(args, _left(deadline), cwd=self.path)
         except GitFailed as err:
             raise SourceError(self.name, f"git {args[0]} failed: {err}") from None
         lines = output.split()
@@ -111,9 +113,9 @@ class GitConfigHistory:
             raise SourceError(self.name, f"git {args[0]} printed something that is not a SHA")
         return sha
 
-    def _ensure_mirror(self) -> None:
+    def _ensure_mirror(self, deadline: float) -> None:
         if self._thread is not None:  # the background thread clones and fetches
-            if not self._ready.wait(self.timeout):
+            if not self._ready.wait(_left(deadline)):
                 raise SourceError(self.name, self._not_ready())
             return
         if self._ready.is_set() and not self._stale():
@@ -136,14 +138,19 @@ class GitConfigHistory:
     def refresh(self) -> None:
         """Clone the mirror when missing, else fetch when older than the interval."""
         with self._lock, self._file_lock():
-            if not (self.path / STAMP).exists():
-                self._clone()
-                log.info(
-                    "git mirror created",
-                    extra={"fields": {"source": self.name, "mirror": str(self.path)}},
-                )
-            elif self._stale():
-                self._fetch(self.path)
+            try:
+                if not (self.path / STAMP).exists():
+                    self._clone()
+                    log.info(
+                        "git mirror created",
+                        extra={"fields": {"source": self.name, "mirror": str(self.path)}},
+                    )
+                elif self._stale():
+                    self._fetch(self.path)
+            except OSError as err:
+                raise SourceError(
+                    self.name, f"cannot write the mirror in {self.path.parent}: {err.strerror}"
+                ) from None
             self._ready.set()
 
     def _clone(self) -> None:
@@ -301,6 +308,10 @@ class GitConfigHistory:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return redact(text)[:300]
+
+
+def _left(deadline: float) -> float:
+    return max(deadline - time.monotonic(), 0.05)
 
 
 def git_environment() -> dict[str, str]:
