@@ -7,7 +7,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.builders import utc
-from webhook.sources.git import git_environment, mirror_name, redact, url_secrets
+from webhook.sources.git import (
+    GitConfigHistory,
+    git_environment,
+    mirror_name,
+    redact,
+    url_secrets,
+)
 from webhook.sources.github import rfc3339
 
 
@@ -74,3 +80,20 @@ def test_github_times(when: datetime, expected: str) -> None:
 def test_github_times_need_a_zone() -> None:
     with pytest.raises(ValueError, match="without a zone"):
         rfc3339(datetime(2023, 1, 1))
+
+
+def test_git_messages_keep_the_cause_and_drop_advice_and_secrets() -> None:
+    source = GitConfigHistory("https://robot:p%40ss@example.com/m/h.git")
+    stderr = (
+        "ssh: connect to host example.com port 22: Connection refused\n"
+        "fatal: Could not read from remote repository.\n\n"
+        "Please make sure you have the correct access rights\nand the repository exists.\n"
+    )
+    assert source._last_error_line(stderr) == (
+        "ssh: connect to host example.com port 22: Connection refused"
+    )
+    leaky = "fatal: unable to access 'https://robot:p@ss@example.com/m/h.git/': 403\nhint: x\n"
+    assert (
+        source._last_error_line(leaky) == "unable to access 'https://***@example.com/m/h.git/': 403"
+    )
+    assert source._last_error_line("") == "no error message"

@@ -47,8 +47,15 @@ _PASSED_ENV = (
 )  # fmt: skip
 
 
+_BOILERPLATE = {
+    "fatal: Could not read from remote repository.",
+    "Please make sure you have the correct access rights",
+    "and the repository exists.",
+}
+
+
 class GitFailed(Exception):
-    """git exited non-zero; the message is its last error line, already redacted."""
+    """git exited non-zero; the message is what it said, already redacted."""
 
 
 class GitConfigHistory:
@@ -301,10 +308,14 @@ class GitConfigHistory:
         return out.decode(errors="replace")
 
     def _last_error_line(self, stderr: str) -> str:
-        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-        chosen = next((ln for ln in reversed(lines) if ln.startswith(("fatal:", "error:"))), None)
-        text = chosen or (lines[-1] if lines else "no error message")
-        text = text.removeprefix("fatal: ").removeprefix("error: ")
+        """git's own explanation, without its boilerplate advice and without secrets."""
+        lines = [line.strip() for line in stderr.splitlines()]
+        useful = [
+            line.removeprefix("fatal: ").removeprefix("error: ")
+            for line in lines
+            if line and not line.startswith("hint:") and line not in _BOILERPLATE
+        ]
+        text = "; ".join(useful) or "no error message"
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return redact(text)[:300]
