@@ -112,6 +112,7 @@ class Wiring:
 
     def start_background(self) -> None:
         """Start the sources' background work; call it in each server worker, after the fork."""
+        self.resolver  # noqa: B018 - builds the sources, which fills self.background
         for part in self.background:
             part.start()
 

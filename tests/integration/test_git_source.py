@@ -352,21 +352,23 @@ def git_config(history: History, tmp_path: Path, **extra: Any) -> dict[str, Any]
     return config
 
 
-def test_wiring_builds_the_git_source_and_starts_it_with_the_app(
+def test_wiring_builds_the_git_source_and_starts_it_after_the_fork(
     history: History, tmp_path: Path
 ) -> None:
     wiring = Wiring(parse_config(git_config(history, tmp_path), tmp_path))
-    source = wiring.resolver.config_repos[0].history
-    assert isinstance(source, GitConfigHistory)
-    assert source.fetch_interval == 30
-    assert source.path.parent == tmp_path / "mirrors"
-    assert wiring.background == [source]
-    wiring.app()
+    wiring.start_background()  # what each server worker does
     try:
-        assert source._thread is not None
-        assert source.sha_at(utc("2023-03-15T00:00:00Z")) == history.b
+        [mirror] = wiring.background
+        assert isinstance(mirror, GitConfigHistory)
+        assert mirror.fetch_interval == 30
+        assert mirror.path.parent == tmp_path / "mirrors"
+        assert mirror._thread is not None
+        answer = wiring.resolver.config_repos[0].history.sha_at(utc("2023-03-15T00:00:00Z"))
+        assert answer == history.b
     finally:
-        source.stop(timeout=10)
+        for part in wiring.background:
+            assert isinstance(part, GitConfigHistory)
+            part.stop(timeout=10)
 
 
 def test_explain_answers_from_the_git_mirror(

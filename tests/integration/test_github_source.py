@@ -281,12 +281,13 @@ def test_wiring_builds_the_github_source(
 ) -> None:
     stand_in, _ = github
     monkeypatch.setenv("GH_TOKEN", TOKEN)
-    wiring = Wiring(parse_config(github_config(stand_in, tmp_path, tokenEnv="GH_TOKEN"), tmp_path))
-    history = wiring.resolver.config_repos[0].history
+    config = parse_config(github_config(stand_in, tmp_path, tokenEnv="GH_TOKEN"), tmp_path)
+    wiring = Wiring(config)
+    history = wiring.config_history(config.config_repos[0])
     assert isinstance(history, GithubConfigHistory)
     assert history.name == NAME
     assert history.client.timeout == 1.5
-    assert history.sha_at(None) == MAR.sha
+    assert wiring.resolver.config_repos[0].history.sha_at(None) == MAR.sha
     assert stand_in.calls()[0].headers["authorization"] == f"Bearer {TOKEN}"
     assert wiring.background == []
 
