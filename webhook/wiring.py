@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import cached_property
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from flask import Flask
@@ -22,18 +23,27 @@ from webhook.config import (
     ConfigError,
     ConfigRepoConfig,
     GcrSource,
+    GithubSource,
     ImageConfig,
     OciSource,
     StaticSource,
 )
 from webhook.resolver import ConfigRepo, ImageTarget, Resolver
-from webhook.sources import ConfigHistory, EnrollmentClock, ImageHistory, OverrideSource
+from webhook.sources import (
+    ConfigHistory,
+    EnrollmentClock,
+    ImageHistory,
+    OverrideSource,
+    SourceError,
+)
 from webhook.sources.artifactregistry import ArtifactRegistryImages
 from webhook.sources.bigquery import BigQueryEnrollments
 from webhook.sources.cached import CachedConfigHistory, CachedEnrollments, CachedImageHistory
 from webhook.sources.dockerauth import AuthFileError, read_auth_file
 from webhook.sources.endpoints import check_endpoint, registry_host
 from webhook.sources.gcr import GcrImages
+from webhook.sources.git import GitConfigHistory
+from webhook.sources.github import GithubConfigHistory
 from webhook.sources.instrumented import (
     InstrumentedConfigHistory,
     InstrumentedEnrollments,
@@ -56,6 +66,12 @@ def _netloc(endpoint: str | None) -> list[str]:
     return [urlsplit(endpoint).netloc] if endpoint else []
 
 
+class Background(Protocol):
+    """A source with work of its own (a git mirror's fetches), started after the fork."""
+
+    def start(self) -> None: ...
+
+
 class Wiring:
     """Builds each part once; tests and the CLI take the parts they need."""
 
@@ -63,6 +79,7 @@ class Wiring:
         self.config = config
         self.draining = draining
         self._started = time.monotonic()
+        self.background: list[Background] = []
 
     @cached_property
     def static_data(self) -> StaticData:
@@ -114,7 +131,29 @@ class Wiring:
                 return StaticConfigHistory(self.static_data, repo.name)
             except StaticDataError as err:
                 raise ConfigError(f"configRepos: {err}") from None
-        raise ConfigError(f"configRepos.history.type: {source.type} is not available in this build")
+        if isinstance(source, GithubSource):
+            try:
+                return GithubConfigHistory(
+                    source.repo,
+                    source.branch,
+                    source.endpoint,
+                    source.timeout_seconds,
+                    token_file=source.token_file,
+                    token_env=source.token_env,
+                )
+            except SourceError as err:
+                raise ConfigError(f"configRepos: {err}") from None
+        mirror = GitConfigHistory(
+            source.url,
+            source.branch,
+            mirror_dir=source.mirror_dir,
+            fetch_from=source.endpoint,
+            fetch_interval=source.fetch_interval_seconds,
+            fetch_timeout=source.fetch_timeout_seconds,
+            timeout=source.timeout_seconds,
+        )
+        self.background.append(mirror)
+        return mirror
 
     def overrides(self) -> OverrideSource | None:
         if self.config.static is not None:
@@ -154,11 +193,14 @@ class Wiring:
         return Resolver(images, self.cached_enrollments, repos, self.overrides())
 
     def start_background(self) -> None:
-        """Keep image histories and the enrollment listing warm (call after forking)."""
+        """Keep image histories, the enrollment listing and git mirrors warm (after forking)."""
         self._started = time.monotonic()
+        self.resolver  # noqa: B018 - builds the sources, which fills self.background
         for history in self.cached_images:
             history.start()
         self.cached_enrollments.start()
+        for part in self.background:
+            part.start()
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once the image histories are warm, or after a grace period in any case.
