@@ -20,7 +20,7 @@ LABEL_PIN = "jetstream/pin"
 LABEL_WORKFLOW = "workflows.argoproj.io/workflow"
 ANNOTATION_PIN_DIGEST = "jetstream/pin-digest"
 
-SLUG_FLAGS = ("--experiment_slug", "--experiment-slug")
+_SLUG_FLAG = re.compile(r"--experiment[_-]slug(?:=(.*))?\Z", re.DOTALL)
 _SPACE = re.compile(r"\s")
 CONTAINER_FIELDS = ("initContainers", "containers")
 _DOCKER_HUB = "docker.io"
@@ -122,11 +122,13 @@ def slug_in_argv(argv: Sequence[str]) -> list[str]:
     tokens = _split_shell_words(argv)
     found: list[str] = []
     for position, token in enumerate(tokens):
-        for flag in SLUG_FLAGS:
-            if token.startswith(flag + "="):
-                found.append(token[len(flag) + 1 :])
-            elif token == flag and position + 1 < len(tokens):
-                found.append(tokens[position + 1])
+        match = _SLUG_FLAG.match(token)
+        if match is None:
+            continue
+        if match.group(1) is not None:
+            found.append(match.group(1))
+        elif position + 1 < len(tokens):
+            found.append(tokens[position + 1])
     return found
 
 
