@@ -23,6 +23,7 @@ import yaml
 CONFIG_ENV = "JETSTREAM_PIN_CONFIG"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REPO_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
+MAX_PORT = 65535
 
 
 class ConfigError(ValueError):
@@ -37,6 +38,7 @@ def key(yaml_key: str, **kwargs: Any) -> Any:
 @dataclass(frozen=True)
 class ServerConfig:
     port: int = 8443
+    admin_port: int = key("adminPort", default=8444)  # status page (and metrics): never admission
     host: str = "0.0.0.0"  # noqa: S104 - a pod must listen on its pod IP
     cert_file: Path = key("certFile", default=Path("certs/tls.crt"))
     key_file: Path = key("keyFile", default=Path("certs/tls.key"))
@@ -195,9 +197,16 @@ def _check(config: Config) -> None:
         envs.add(repo.env)
     if config.uses_static() and config.static is None:
         raise ConfigError("static: a source of type 'static' needs the data file set here")
-    for name in ("port", "workers", "threads", "max_request_bytes"):
+    for name in ("port", "admin_port", "workers", "threads", "max_request_bytes"):
         if getattr(config.server, name) <= 0:
             raise ConfigError(f"server.{_yaml_key(ServerConfig, name)}: must be positive")
+    for name in ("port", "admin_port"):
+        if getattr(config.server, name) > MAX_PORT:
+            raise ConfigError(f"server.{_yaml_key(ServerConfig, name)}: must be at most {MAX_PORT}")
+    if config.server.admin_port == config.server.port:
+        raise ConfigError(
+            "server.adminPort: must differ from server.port (the admission path stays separate)"
+        )
 
 
 def _yaml_key(cls: type, name: str) -> str:
