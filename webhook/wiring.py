@@ -21,7 +21,13 @@ from webhook.config import (
     StaticSource,
 )
 from webhook.resolver import ConfigRepo, ImageTarget, Resolver
-from webhook.sources import ConfigHistory, EnrollmentClock, ImageHistory, OverrideSource
+from webhook.sources import (
+    ConfigHistory,
+    EnrollmentClock,
+    ExperimentLister,
+    ImageHistory,
+    OverrideSource,
+)
 from webhook.sources.static import (
     StaticConfigHistory,
     StaticData,
@@ -52,6 +58,13 @@ class Wiring:
         if isinstance(source, StaticSource):
             return StaticEnrollments(self.static_data)
         raise ConfigError(f"enrollments.type: {source.type} is not available in this build")
+
+    def experiments(self) -> ExperimentLister:
+        """Every enrolled experiment at once: what the report and the status page list."""
+        source = self.config.enrollments
+        if isinstance(source, StaticSource):
+            return StaticEnrollments(self.static_data)
+        raise ConfigError(f"enrollments.type: {source.type} cannot list experiments in this build")
 
     def image_history(self, image: ImageConfig) -> ImageHistory:
         source = image.history
