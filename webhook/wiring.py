@@ -8,11 +8,13 @@ start-up with a message instead of failing the first pod.
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
 from flask import Flask
 
+from webhook.admin import admin_blueprint
 from webhook.admission import Admitter
-from webhook.app import create_app
+from webhook.app import Listeners, create_app
 from webhook.config import (
     Config,
     ConfigError,
@@ -20,6 +22,8 @@ from webhook.config import (
     ImageConfig,
     StaticSource,
 )
+from webhook.inventory import Inventory, take_inventory
+from webhook.recent import DecisionLog
 from webhook.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.sources import (
     ConfigHistory,
@@ -36,13 +40,15 @@ from webhook.sources.static import (
     StaticImages,
     StaticOverrides,
 )
+from webhook.status import StatusSource
 
 
 class Wiring:
     """Builds each part once; tests and the CLI take the parts they need."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, decisions_dir: Path | None = None) -> None:
         self.config = config
+        self.decisions_dir = decisions_dir  # shared by the workers; None: this process only
 
     @cached_property
     def static_data(self) -> StaticData:
@@ -105,5 +111,28 @@ class Wiring:
         env_names = {r.name: r.env for r in self.config.config_repos}
         return Admitter(self.resolver, env_names, self.config.mode, self.config.on_error)
 
+    def inventory(self) -> Inventory:
+        return take_inventory(self.resolver, self.experiments())
+
+    @cached_property
+    def decision_log(self) -> DecisionLog:
+        return DecisionLog(self.decisions_dir)
+
+    def status(self) -> StatusSource:
+        config = self.config
+        settings = {
+            "mode": config.mode,
+            "onError": config.on_error,
+            "workers": f"{config.server.workers} worker processes",
+        }
+        return StatusSource(self.inventory, self.decision_log, settings)
+
     def app(self) -> Flask:
-        return create_app(self.admitter, self.config.server.max_request_bytes)
+        server = self.config.server
+        return create_app(
+            self.admitter,
+            server.max_request_bytes,
+            recorder=self.decision_log,
+            admin=admin_blueprint(self.status()),
+            listeners=Listeners(server.port, server.admin_port),
+        )
