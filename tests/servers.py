@@ -31,6 +31,7 @@ def free_port() -> int:
 @dataclass
 class Server:
     url: str
+    admin_url: str  # the status page's port; gunicorn binds it with the admission port
     ca_file: Path
     cert_dir: Path
     log_file: Path
@@ -48,9 +49,14 @@ def example_config(workdir: Path, **overrides: Any) -> dict[str, Any]:
     """The example config, with absolute paths and a free loopback port."""
     config: dict[str, Any] = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
     config["static"] = str(EXAMPLES / "static-data.yaml")
+    port = free_port()
+    admin_port = free_port()
+    while admin_port == port:
+        admin_port = free_port()
     config["server"] = {
         "host": "127.0.0.1",
-        "port": free_port(),
+        "port": port,
+        "adminPort": admin_port,
         "certFile": str(workdir / "certs" / certs.CERT_FILE),
         "keyFile": str(workdir / "certs" / certs.KEY_FILE),
         "workers": 2,
@@ -81,6 +87,7 @@ def running_server(workdir: Path, config: dict[str, Any] | None = None) -> Itera
     session.verify = str(cert_dir / certs.CA_FILE)
     server = Server(
         f"https://127.0.0.1:{config['server']['port']}",
+        f"https://127.0.0.1:{config['server'].get('adminPort', 8444)}",
         cert_dir / certs.CA_FILE, cert_dir, log_file, process, session,
     )  # fmt: skip
     try:

@@ -102,6 +102,7 @@ td{border:0;padding:2px 0;display:flex;gap:10px}
 td::before{content:attr(data-label);flex:0 0 92px;color:var(--muted);font-size:12px;
 text-transform:uppercase;letter-spacing:.3px;padding-top:2px}
 td>*{min-width:0}
+.slugs .reason{display:block;margin:0 0 2px}
 }
 """
 
@@ -138,12 +139,14 @@ def _sha_range(sha_range: ShaRange | None) -> str:
 
 
 def _slug_item(placement: Placement) -> str:
-    reason = str(placement.decision.reason) if placement.decision else ""
+    meta = [str(placement.decision.reason)] if placement.decision else []
+    if placement.enrolled_at is not None:
+        meta.append(f"enrolled {short_time(placement.enrolled_at)}")
     marker = " *" if placement.slug_source == "table-name" else ""
-    when = short_time(placement.enrolled_at)
+    title = ' title="slug recovered from the table name"' if marker else ""
     return (
-        f'<li><span class="slug">{_e(placement.slug)}{marker}</span>'
-        f'<span class="reason">{_e(reason)} · {_e(when)}</span></li>'
+        f'<li><span class="slug"{title}>{_e(placement.slug)}{marker}</span>'
+        f'<span class="reason">{_e(" · ".join(meta))}</span></li>'
     )
 
 

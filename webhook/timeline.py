@@ -194,8 +194,8 @@ def render_timeline(
         parts.append(_point(placement, runs, at, lane_y(lane), scale, palette, labelled))
     if pending:
         parts.append(
-            f'<text class="pending-label" x="{_pct(PENDING_X)}" y="{top + 6}" '
-            'text-anchor="middle">not enrolled</text>'
+            f'<text class="pending-label" x="{_pct(PLOT_RIGHT_ALONE + 2)}" y="{top + 6}" '
+            'text-anchor="end">not enrolled</text>'
         )
         for waiting, lane in zip(pending, pending_lanes, strict=True):
             runs = _image_of(waiting, repo)
