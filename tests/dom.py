@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+VOID = frozenset({"meta", "br", "img", "input", "link", "hr", "wbr", "source"})
+
 
 @dataclass
 class Element:
     tag: str
     attrs: dict[str, str]
+    text: str = ""  # the text directly inside it
 
     @property
     def classes(self) -> set[str]:
@@ -33,15 +36,26 @@ class _Reader(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.document = Document()
+        self._open: list[Element] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.document.elements.append(Element(tag, {k: v or "" for k, v in attrs}))
+        element = Element(tag, {k: v or "" for k, v in attrs})
+        self.document.elements.append(element)
+        if tag not in VOID:
+            self._open.append(element)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
+        self.document.elements.append(Element(tag, {k: v or "" for k, v in attrs}))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open:
+            if self._open.pop().tag == tag:
+                break
 
     def handle_data(self, data: str) -> None:
         self.document.texts.append(data)
+        if self._open:
+            self._open[-1].text += data
 
 
 def parse(html: str) -> Document:

@@ -68,7 +68,9 @@ def example_config(workdir: Path, **overrides: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def running_server(workdir: Path, config: dict[str, Any] | None = None) -> Iterator[Server]:
+def running_server(
+    workdir: Path, config: dict[str, Any] | None = None, env: dict[str, str] | None = None
+) -> Iterator[Server]:
     workdir.mkdir(parents=True, exist_ok=True)
     config = config or example_config(workdir)
     cert_dir = Path(config["server"]["certFile"]).parent
@@ -76,7 +78,7 @@ def running_server(workdir: Path, config: dict[str, Any] | None = None) -> Itera
     config_file = workdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
     log_file = workdir / "server.log"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     with log_file.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "webhook", "serve", "--config", str(config_file)],

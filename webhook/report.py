@@ -13,7 +13,7 @@ from typing import Any
 
 from webhook.inventory import Hypothesis, Inventory, Placement
 from webhook.mutation import format_time
-from webhook.pinning import Image, candidates
+from webhook.pinning import Image
 
 SHORT_DIGEST = 12
 SHORT_SHA = 10
@@ -353,8 +353,3 @@ def render_what_if(result: WhatIf) -> str:
             ]
         )
     return "\n".join([head + ":", "", *_columns(rows)])
-
-
-def candidate_images(images: Sequence[Image]) -> list[Image]:
-    """The images that can be chosen, newest first (the timeline's release marks)."""
-    return sorted(candidates(images), key=_order, reverse=True)

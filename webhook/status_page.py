@@ -15,6 +15,7 @@ from webhook.inventory import Placement
 from webhook.pinning import Image
 from webhook.recent import RecentDecision
 from webhook.report import (
+    TABLE_NAME_SOURCE,
     Report,
     RepositoryReport,
     ShaRange,
@@ -142,7 +143,7 @@ def _slug_item(placement: Placement) -> str:
     meta = [str(placement.decision.reason)] if placement.decision else []
     if placement.enrolled_at is not None:
         meta.append(f"enrolled {short_time(placement.enrolled_at)}")
-    marker = " *" if placement.slug_source == "table-name" else ""
+    marker = " *" if placement.slug_source == TABLE_NAME_SOURCE else ""
     title = ' title="slug recovered from the table name"' if marker else ""
     return (
         f'<li><span class="slug"{title}>{_e(placement.slug)}{marker}</span>'
@@ -196,6 +197,15 @@ def _repository(report: Report, repo: RepositoryReport) -> str:
     rows = "".join(_version_row(v, repo, palette, report.config_repos) for v in repo.versions)
     if not rows:
         rows = f'<tr class="empty"><td colspan="{len(head)}">No images listed.</td></tr>'
+    recovered = any(
+        p.slug_source == TABLE_NAME_SOURCE for v in repo.versions for p in v.experiments
+    )
+    footnote = (
+        "<p class=\"hint\">* slug recovered from the enrollments table's name: each '_' may "
+        "stand for '-' or '.' in the real slug.</p>"
+        if recovered
+        else ""
+    )
     return (
         f'<section class="card"><h2>Timeline<small>{_e(repo.repository)}</small></h2>'
         f'<div class="chart">{timeline}</div>{_legend(repo, palette)}'
@@ -206,7 +216,7 @@ def _repository(report: Report, repo: RepositoryReport) -> str:
         f'<section class="card"><h2>Tooling versions<small>{_e(repo.repository)}</small></h2>'
         "<table><thead><tr>"
         + "".join(f"<th>{_e(h)}</th>" for h in head)
-        + f"</tr></thead><tbody>{rows}</tbody></table></section>"
+        + f"</tr></thead><tbody>{rows}</tbody></table>{footnote}</section>"
     )
 
 

@@ -16,6 +16,7 @@ import base64
 import hashlib
 import os
 import shutil
+import stat
 import struct
 import subprocess
 from collections.abc import Iterator
@@ -80,6 +81,18 @@ def _post_decisions(server: Server) -> None:
     for slug in POSTED:
         _post(server, argo_pod(slug))
     _post(server, argo_pod("x", labels={"jetstream/experiment-slug": HOSTILE_SLUG}))
+
+
+def test_decisions_directory_is_private_and_removed_at_exit(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    with running_server(tmp_path / "server", env={"TMPDIR": str(scratch)}) as server:
+        _post(server, argo_pod("my-experiment"))
+        (directory,) = scratch.glob("jetstream-pin-decisions-*")
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+        (file,) = directory.glob("decisions-*.jsonl")
+        assert "my-experiment" in file.read_text()
+    assert not directory.exists(), "the master removes it when it exits"
 
 
 def test_admin_pages_only_on_the_admin_port(status_server: Server) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.builders import (
     EXAMPLES,
@@ -247,3 +249,45 @@ def test_points_sit_at_their_enrollment_time() -> None:
     marks = sorted(float(m.attrs["x1"].rstrip("%")) for m in document.find("line", "release-mark"))
     assert x["before-any-image"] < marks[0], "enrolled before the oldest image: left of it"
     assert marks[2] < x["later"] < marks[3]
+
+
+_LISTED_SLUG = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=60
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_LISTED_SLUG, min_size=1, max_size=8, unique=True))
+def test_any_listed_slug_is_text_never_markup(slugs: list[str]) -> None:
+    """Whatever a listing holds (BigQuery table descriptions are free text) stays text."""
+    moment = utc("2023-06-01T00:00:00Z")
+    rows = [EnrolledExperiment(slug, moment, "description") for slug in slugs]
+    world = World()
+    status = StatusSource(
+        lambda: take_inventory(world.resolver(), FakeLister(rows=rows)), DecisionLog(None), {}
+    ).current()
+    document = parse(render_status(status))
+    points = document.find("circle", "experiment")
+    assert sorted(p.attrs["data-slug"] for p in points) == sorted(slugs)
+    tags = {e.tag for e in document.elements}
+    assert tags <= PAGE_TAGS, f"unexpected elements: {tags - PAGE_TAGS}"
+    for slug in slugs:
+        assert slug.strip() in document.text
+
+
+PAGE_TAGS = {
+    "html", "head", "meta", "title", "style", "body", "header", "h1", "span", "p", "b",
+    "main", "section", "h2", "small", "div", "svg", "line", "text", "g", "circle", "ul",
+    "li", "rect", "table", "thead", "tr", "th", "tbody", "td", "code", "br", "footer",
+}  # fmt: skip
+
+
+def test_slugs_from_table_names_are_marked() -> None:
+    rows = [EnrolledExperiment("my_experiment", utc("2023-06-01T00:00:00Z"), "table-name")]
+    world = World()
+    status = StatusSource(
+        lambda: take_inventory(world.resolver(), FakeLister(rows=rows)), DecisionLog(None), {}
+    ).current()
+    html = render_status(status)
+    assert "my_experiment *" in parse(html).text
+    assert "recovered from the enrollments table's name" in html
