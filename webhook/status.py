@@ -2,9 +2,11 @@
 
 Building the report lists every experiment (one BigQuery tables.list walk in
 production), so a page load must not cost that each time: the report is kept
-for `ttl` seconds, and concurrent loads wait for one computation instead of
-starting their own. A failure is kept for a shorter while, so an outage
-does not turn every refresh into another failing call.
+for `ttl` seconds. One thread computes it at a time; page loads meanwhile get
+the previous report (or a "being computed" note) at once instead of waiting,
+because they share the worker's threads with admissions. A failure is kept
+for a shorter while, so an outage does not turn every refresh into another
+failing call.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from webhook.config import ConfigError
 from webhook.inventory import Inventory, InventoryFailed
 from webhook.recent import DecisionLog, RecentDecision
 from webhook.report import Report, build_report
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 REPORT_TTL = 30.0
 FAILURE_TTL = 5.0
 RECENT_LIMIT = 50
+BEING_COMPUTED = "the report is being computed; reload in a moment"
 
 
 @dataclass(frozen=True)
@@ -56,19 +60,28 @@ class StatusSource:
         return Status(report, error, self.decisions.recent(RECENT_LIMIT), self.settings)
 
     def _report(self) -> tuple[Report | None, str]:
-        with self._lock:  # one computation at a time; the others reuse it
-            now = self._clock()
-            if self._cached is not None and now < self._cached[0]:
-                return self._cached[1], self._cached[2]
-            report: Report | None = None
-            error = ""
-            try:
-                report = build_report(self._inventory())
-            except InventoryFailed as err:
-                error = str(err)
-            except Exception as err:
-                log.exception("cannot build the report for the status page")
-                error = f"internal error: {type(err).__name__}"
-            ttl = self.ttl if report is not None else min(self.ttl, FAILURE_TTL)
-            self._cached = (now + ttl, report, error)
-            return report, error
+        cached = self._cached
+        if cached is not None and self._clock() < cached[0]:
+            return cached[1], cached[2]
+        if not self._lock.acquire(blocking=False):  # another thread is computing it
+            if cached is not None:
+                return cached[1], cached[2]
+            return None, BEING_COMPUTED
+        try:
+            return self._compute()
+        finally:
+            self._lock.release()
+
+    def _compute(self) -> tuple[Report | None, str]:
+        report: Report | None = None
+        error = ""
+        try:
+            report = build_report(self._inventory())
+        except (InventoryFailed, ConfigError) as err:
+            error = str(err)
+        except Exception as err:
+            log.exception("cannot build the report for the status page")
+            error = f"internal error: {type(err).__name__}"
+        ttl = self.ttl if report is not None else min(self.ttl, FAILURE_TTL)
+        self._cached = (self._clock() + ttl, report, error)
+        return report, error

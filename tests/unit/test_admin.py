@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from webhook.inventory import Inventory, InventoryFailed, take_inventory
 from webhook.recent import DecisionLog
 from webhook.review import parse_review
 from webhook.sources import EnrolledExperiment
-from webhook.status import StatusSource
+from webhook.status import BEING_COMPUTED, StatusSource
 from webhook.status_page import STYLE, render_status
 from webhook.wiring import Wiring
 
@@ -291,3 +292,36 @@ def test_slugs_from_table_names_are_marked() -> None:
     html = render_status(status)
     assert "my_experiment *" in parse(html).text
     assert "recovered from the enrollments table's name" in html
+
+
+def test_page_loads_never_wait_for_a_report_being_computed() -> None:
+    """They share the worker's threads with admissions: they get the last report at once."""
+    world = World()
+    started, release = threading.Event(), threading.Event()
+    clock = [0.0]
+
+    def slow() -> Inventory:
+        started.set()
+        assert release.wait(10)
+        return take_inventory(world.resolver(), FakeLister(rows=[]))
+
+    source = StatusSource(slow, DecisionLog(None), {}, ttl=30, clock=lambda: clock[0])
+
+    def load_in_background() -> threading.Thread:
+        started.clear()
+        release.clear()
+        thread = threading.Thread(target=source.current)
+        thread.start()
+        assert started.wait(10)
+        return thread
+
+    first = load_in_background()
+    assert source.current().error == BEING_COMPUTED
+    release.set()
+    first.join()
+    clock[0] = 31.0  # expired: the next load recomputes
+    second = load_in_background()
+    stale = source.current()
+    assert stale.report is not None, "the previous report while the new one is computed"
+    release.set()
+    second.join()
