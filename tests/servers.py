@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +69,12 @@ def example_config(workdir: Path, **overrides: Any) -> dict[str, Any]:
 
 @contextmanager
 def running_server(
-    workdir: Path, config: dict[str, Any] | None = None, env: dict[str, str] | None = None
+    workdir: Path,
+    config: dict[str, Any] | None = None,
+    module: Sequence[str] = ("webhook", "serve", "--config"),
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
+    """`python -m <module...> CONFIG` on loopback; the benchmark swaps in its no-op server."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = config or example_config(workdir)
     cert_dir = Path(config["server"]["certFile"]).parent
@@ -81,7 +85,7 @@ def running_server(
     env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     with log_file.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "webhook", "serve", "--config", str(config_file)],
+            [sys.executable, "-m", *module, str(config_file)],
             stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env,
         )  # fmt: skip
     session = requests.Session()

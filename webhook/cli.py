@@ -28,6 +28,7 @@ from webhook.report import (
 )
 from webhook.resolver import Decision, LookupFailed
 from webhook.review import MalformedReview, parse_review
+from webhook.tracing import Trace, traced
 from webhook.wiring import Wiring
 
 
@@ -138,9 +139,14 @@ def _review(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    resolver = Wiring(config).resolver
-    decision = resolver.decide(resolver.facts_for_slug(args.slug, args.pin))
+    resolver, trace = traced(Wiring(config).resolver)
+    try:
+        decision = resolver.decide(resolver.facts_for_slug(args.slug, args.pin))
+    except LookupFailed:
+        print(render_answers(answers(trace)), file=sys.stderr)
+        raise
     report = explanation(config, decision)
+    report["sources"] = answers(trace)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -150,7 +156,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     wiring = Wiring(load_config(args.config))
-    inventory = take_inventory(wiring.resolver, wiring.experiments())
+    inventory = take_inventory(wiring.resolver, wiring.experiments)
     if args.what_if_breaking is not None:
         hypothesis = what_if_breaking(wiring.resolver, inventory, args.what_if_breaking)
         result = what_if(inventory, hypothesis)
@@ -159,6 +165,21 @@ def _report(args: argparse.Namespace) -> int:
     report = build_report(inventory)
     print(json.dumps(report_json(report), indent=2) if args.json else render_report(report))
     return 0
+
+
+def answers(trace: Trace) -> list[dict[str, Any]]:
+    return [
+        {"source": a.source, "question": a.question, "answer": a.answer, "ms": a.milliseconds}
+        for a in trace.answers
+    ]
+
+
+def render_answers(rows: list[dict[str, Any]]) -> str:
+    lines = ["sources"]
+    for row in rows:
+        lines.append(f"  {row['source']}: {row['question']}")
+        lines.append(f"      -> {row['answer']} ({row['ms']} ms)")
+    return "\n".join(lines)
 
 
 def explanation(config: Config, decision: Decision) -> dict[str, Any]:
@@ -205,6 +226,8 @@ def render_explanation(report: dict[str, Any]) -> str:
         lines.append(f"             why: {image['why']}")
     for repo in report["configRepos"]:
         lines.append(f"{repo['name']:<12} {repo['sha']} (env {repo['env']})")
+    if report.get("sources"):
+        lines.append(render_answers(report["sources"]))
     return "\n".join(lines)
 
 

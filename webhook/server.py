@@ -4,25 +4,31 @@ The master process validates the whole configuration once (so a broken
 config fails the start, not the first pod); each worker then builds its own
 sources after the fork, because background threads do not survive a fork.
 
+Shutdown drains: on SIGTERM the master first marks the server as draining
+(every worker's /readyz turns 503 so the endpoint leaves the Service) and
+keeps serving for `server.drainSeconds`, then stops gunicorn gracefully, which
+lets requests in flight finish before the workers exit.
+
 gunicorn listens on two ports with the same certificate: `server.port` for
 admission and `server.adminPort` for the status page; the app routes by the
-port a request arrived on. The master also creates the private directory
-where every worker records its recent decisions (see `webhook.recent`) and
-removes it when it exits.
+port a request arrived on. Every worker records its recent decisions in the
+shared runtime directory (see `webhook.recent`).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
-from webhook import logs
+from webhook import logs, metrics
 from webhook.config import Config
 from webhook.tls import ReloadingContext, gunicorn_hook
 from webhook.wiring import Wiring
@@ -50,17 +56,62 @@ def address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+class RuntimeState:
+    """A directory shared by the master and its workers: metrics files, the drain flag."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.metrics = root / "metrics"
+        self.drain_flag = root / "draining"
+        self.decisions = root / "decisions"  # recent decisions, one file per worker
+
+    @classmethod
+    def create(cls) -> RuntimeState:
+        state = cls(Path(tempfile.mkdtemp(prefix="jetstream-pin-")))  # mode 0700
+        state.decisions.mkdir(mode=0o700)
+        return state
+
+    def draining(self) -> bool:
+        return self.drain_flag.exists()
+
+
+class DrainingArbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's master, with a drain period before the graceful stop on SIGTERM."""
+
+    def __init__(self, app: WebhookServer) -> None:
+        super().__init__(app)
+        self.state = app.state
+        self.drain_seconds = app.webhook_config.server.drain_seconds
+
+    def handle_term(self) -> None:
+        self.state.drain_flag.touch()
+        self.log.info("SIGTERM: draining for %ss before stopping", self.drain_seconds)
+        deadline = time.monotonic() + self.drain_seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+        raise StopIteration
+
+
+def _worker_exited(_server: Any, worker: Any) -> None:
+    metrics.worker_exited(worker.pid)
+
+
 class WebhookServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, config: Config) -> None:
+    """gunicorn serving the webhook; `app_factory` swaps the app (the benchmark's no-op)."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: RuntimeState,
+        app_factory: Callable[[Config, RuntimeState], Flask] | None = None,
+    ) -> None:
         self.webhook_config = config
-        # Created before the workers fork, so they all share it; mode 0700.
-        self.decisions_dir = Path(tempfile.mkdtemp(prefix="jetstream-pin-decisions-"))
-        self.master_pid = os.getpid()
+        self.state = state
+        self.app_factory = app_factory
         super().__init__()
 
-    def on_exit(self, _arbiter: Any) -> None:
-        if os.getpid() == self.master_pid:
-            shutil.rmtree(self.decisions_dir, ignore_errors=True)
+    def run(self) -> None:
+        DrainingArbiter(self).run()
 
     def load_config(self) -> None:
         server = self.webhook_config.server
@@ -82,7 +133,8 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             "proc_name": "jetstream-pin",
             "limit_request_line": 8190,
             "forwarded_allow_ips": "",
-            "on_exit": self.on_exit,
+            "child_exit": _worker_exited,
+            "on_exit": lambda _server: shutil.rmtree(self.state.root, ignore_errors=True),
         }
         if "control_socket_disable" in self.cfg.settings:
             settings["control_socket_disable"] = True  # no writable home in a hardened pod
@@ -91,9 +143,17 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         logs.configure()
-        return Wiring(self.webhook_config, self.decisions_dir).app()
+        if self.app_factory is not None:
+            return self.app_factory(self.webhook_config, self.state)
+        wiring = Wiring(
+            self.webhook_config, draining=self.state.draining, decisions_dir=self.state.decisions
+        )
+        wiring.start_background()
+        return wiring.app()
 
 
 def serve(config: Config) -> None:
     Wiring(config).admitter  # noqa: B018 - validate every source before forking workers
-    WebhookServer(config).run()
+    state = RuntimeState.create()
+    metrics.enable_multiprocess(state.metrics)
+    WebhookServer(config, state).run()

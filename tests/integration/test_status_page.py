@@ -88,11 +88,13 @@ def test_decisions_directory_is_private_and_removed_at_exit(tmp_path: Path) -> N
     scratch.mkdir()
     with running_server(tmp_path / "server", env={"TMPDIR": str(scratch)}) as server:
         _post(server, argo_pod("my-experiment"))
-        (directory,) = scratch.glob("jetstream-pin-decisions-*")
+        (runtime,) = scratch.glob("jetstream-pin-*")
+        directory = runtime / "decisions"
+        assert stat.S_IMODE(runtime.stat().st_mode) == 0o700
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
         (file,) = directory.glob("decisions-*.jsonl")
         assert "my-experiment" in file.read_text()
-    assert not directory.exists(), "the master removes it when it exits"
+    assert not runtime.exists(), "the master removes it when it exits"
 
 
 def test_admin_pages_only_on_the_admin_port(status_server: Server) -> None:
