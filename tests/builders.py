@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from webhook.pinning import Commit, Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,3 +119,18 @@ def review_of(
             "dryRun": dry_run,
         },
     }
+
+
+HOSTILE_SLUG = "<script>alert(1)</script>"
+HOSTILE_PENDING_SLUG = '"><img src=x onerror=alert(2)>'
+
+
+def hostile_static_data(directory: Path) -> Path:
+    """The example data plus two listed slugs that are markup (a listing is not trusted)."""
+    data = yaml.safe_load((EXAMPLES / "static-data.yaml").read_text())
+    data["enrollments"][HOSTILE_SLUG] = "2024-01-10T00:00:00Z"
+    data["enrollments"][HOSTILE_PENDING_SLUG] = None
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "static-data.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path

@@ -11,6 +11,7 @@ from tests.builders import JETSTREAM, commit, image, utc
 from webhook.admission import Admitter
 from webhook.pinning import Commit, Image, commit_at
 from webhook.resolver import ConfigRepo, ImageTarget, Resolver
+from webhook.sources import EnrolledExperiment
 
 IMG_2023_01 = image("img-2023-01", "2023-01-01T13:00:00Z", "v1")
 IMG_2023_03 = image("img-2023-03", "2023-03-01T13:00:00Z", "v2")
@@ -122,3 +123,19 @@ class World:
     @property
     def lookups(self) -> int:
         return self.enrollments.calls + self.images.calls + self.commits.calls
+
+
+@dataclass
+class FakeLister(Failing):
+    """A listing of experiments; `pending` are known but not enrolled (like static nulls)."""
+
+    rows: Sequence[EnrolledExperiment] = ()
+    pending: Sequence[str] = ()
+    name: str = "fake listing"
+
+    def list_enrolled(self) -> Sequence[EnrolledExperiment]:
+        self._call()
+        return self.rows
+
+    def list_not_enrolled(self) -> Sequence[str]:
+        return self.pending

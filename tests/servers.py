@@ -31,6 +31,7 @@ def free_port() -> int:
 @dataclass
 class Server:
     url: str
+    admin_url: str  # the status page's port; gunicorn binds it with the admission port
     ca_file: Path
     cert_dir: Path
     log_file: Path
@@ -48,9 +49,14 @@ def example_config(workdir: Path, **overrides: Any) -> dict[str, Any]:
     """The example config, with absolute paths and a free loopback port."""
     config: dict[str, Any] = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
     config["static"] = str(EXAMPLES / "static-data.yaml")
+    port = free_port()
+    admin_port = free_port()
+    while admin_port == port:
+        admin_port = free_port()
     config["server"] = {
         "host": "127.0.0.1",
-        "port": free_port(),
+        "port": port,
+        "adminPort": admin_port,
         "certFile": str(workdir / "certs" / certs.CERT_FILE),
         "keyFile": str(workdir / "certs" / certs.KEY_FILE),
         "workers": 2,
@@ -66,6 +72,7 @@ def running_server(
     workdir: Path,
     config: dict[str, Any] | None = None,
     module: Sequence[str] = ("webhook", "serve", "--config"),
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """`python -m <module...> CONFIG` on loopback; the benchmark swaps in its no-op server."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -75,7 +82,7 @@ def running_server(
     config_file = workdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
     log_file = workdir / "server.log"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     with log_file.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", *module, str(config_file)],
@@ -86,6 +93,7 @@ def running_server(
     session.verify = str(cert_dir / certs.CA_FILE)
     server = Server(
         f"https://127.0.0.1:{config['server']['port']}",
+        f"https://127.0.0.1:{config['server'].get('adminPort', 8444)}",
         cert_dir / certs.CA_FILE, cert_dir, log_file, process, session,
     )  # fmt: skip
     try:

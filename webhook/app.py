@@ -4,6 +4,12 @@ No module-level state: `create_app` takes everything it serves, so tests
 build as many apps as they like. Anything a client sends that is not a
 well-formed AdmissionReview gets an HTTP 400 with a JSON error saying why;
 nothing a client sends produces a 500.
+
+One app serves two listeners: the admission port (`/mutate`, probes) and the
+admin port (the admin blueprint: status page, later metrics). A request is
+routed by the port it arrived on (gunicorn sets SERVER_PORT from the
+listening socket, not from the Host header), so the admin pages are never
+reachable on the admission path and `/mutate` never on the admin port.
 """
 
 from __future__ import annotations
@@ -12,13 +18,15 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Blueprint, Flask, Response, abort, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from webhook import metrics
 from webhook.admission import Admitter
+from webhook.recent import DecisionLog
 from webhook.review import MalformedReview, parse_review
 
 decisions = logging.getLogger("webhook.decisions")
@@ -29,6 +37,14 @@ Readiness = Callable[[], tuple[bool, str]]
 
 def always_ready() -> tuple[bool, str]:
     return True, "ready"
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """Which port serves what."""
+
+    webhook_port: int
+    admin_port: int
 
 
 def _reject_constant(name: str) -> Any:
@@ -54,9 +70,16 @@ def create_app(
     admitter: Admitter,
     max_request_bytes: int = 6 * 1024 * 1024,
     readiness: Readiness = always_ready,
+    recorder: DecisionLog | None = None,
+    admin: Blueprint | None = None,
+    listeners: Listeners | None = None,
 ) -> Flask:
     app = Flask("jetstream-pin")
     app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
+    if admin is not None:
+        if listeners is None:
+            raise ValueError("the admin pages need Listeners: they are served on their own port")
+        app.register_blueprint(admin)
 
     def reply(body: Any, status: int = 200) -> Response:
         return Response(json.dumps(body), status=status, mimetype="application/json")
@@ -64,6 +87,16 @@ def create_app(
     def bad_request(message: str) -> Response:
         metrics.ADMISSIONS.labels("malformed", "").inc()
         return reply({"error": message, "code": 400}, 400)
+
+    if listeners is not None:
+        admin_name = admin.name if admin is not None else None
+
+        @app.before_request
+        def route_by_port() -> None:
+            for_admin = admin_name is not None and request.blueprint == admin_name
+            wanted = listeners.admin_port if for_admin else listeners.webhook_port
+            if request.environ.get("SERVER_PORT") != str(wanted):
+                abort(404)
 
     @app.post("/mutate")
     def mutate() -> Response:
@@ -87,6 +120,8 @@ def create_app(
         reason = str(result.decision.reason) if result.decision else ""
         metrics.ADMISSIONS.labels(str(result.outcome), reason).inc()
         metrics.ADMISSION_SECONDS.labels(str(result.outcome)).observe(elapsed)
+        if recorder is not None:
+            recorder.record_result(review, result)  # skips dryRun and non-experiment pods
         fields = result.log_fields()
         fields.update(uid=review.uid, dry_run=review.dry_run, duration_ms=round(elapsed * 1000, 3))
         decisions.info("admission %s", result.outcome, extra={"fields": fields})

@@ -1,4 +1,4 @@
-"""`jetstream-pin`: serve | certs | review | explain.
+"""`jetstream-pin`: serve | certs | review | explain | report.
 
 Operator errors (bad config, unreadable file, invalid slug) print one line
 to stderr and exit 2; they never print a traceback.
@@ -15,8 +15,17 @@ from typing import Any
 
 from webhook import certs, logs
 from webhook.config import Config, ConfigError, load_config
+from webhook.inventory import InventoryFailed, UnknownImage, take_inventory, what_if_breaking
 from webhook.mutation import format_time
 from webhook.pinning import Refusal
+from webhook.report import (
+    build_report,
+    render_report,
+    render_what_if,
+    report_json,
+    what_if,
+    what_if_json,
+)
 from webhook.resolver import Decision, LookupFailed
 from webhook.review import MalformedReview, parse_review
 from webhook.tracing import Trace, traced
@@ -33,7 +42,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.run(args)
         return result
-    except (UsageError, ConfigError, Refusal, LookupFailed, MalformedReview) as err:
+    except (
+        UsageError,
+        ConfigError,
+        Refusal,
+        LookupFailed,
+        MalformedReview,
+        InventoryFailed,
+        UnknownImage,
+    ) as err:
         print(f"jetstream-pin {args.command}: {err}", file=sys.stderr)
         return 2
 
@@ -67,6 +84,16 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--pin", help="decide as if the pod carried jetstream/pin=PIN")
     explain.add_argument("--json", action="store_true", help="machine-readable output")
     explain.set_defaults(run=_explain)
+
+    report = commands.add_parser("report", help="which experiments run which tooling version")
+    _config_option(report)
+    report.add_argument("--json", action="store_true", help="machine-readable output")
+    report.add_argument(
+        "--what-if-breaking",
+        metavar="DIGEST",
+        help="list the experiments a breaking tag on this image would move (digest or 12+ hex)",
+    )
+    report.set_defaults(run=_report)
     return parser
 
 
@@ -124,6 +151,19 @@ def _explain(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(render_explanation(report))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    wiring = Wiring(load_config(args.config))
+    inventory = take_inventory(wiring.resolver, wiring.experiments)
+    if args.what_if_breaking is not None:
+        hypothesis = what_if_breaking(wiring.resolver, inventory, args.what_if_breaking)
+        result = what_if(inventory, hypothesis)
+        print(json.dumps(what_if_json(result), indent=2) if args.json else render_what_if(result))
+        return 0
+    report = build_report(inventory)
+    print(json.dumps(report_json(report), indent=2) if args.json else render_report(report))
     return 0
 
 

@@ -31,6 +31,7 @@ _HTTP_URL = re.compile(r"https?://[^/?#\s]+(/\S*)?$")
 _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _SCP_LIKE = re.compile(r"([^@/:\s]+@)?[^/:\s]{2,}:")
 _GIT_SCHEMES = frozenset({"https", "http", "ssh", "git", "file"})
+MAX_PORT = 65535
 
 
 class ConfigError(ValueError):
@@ -45,6 +46,7 @@ def key(yaml_key: str, **kwargs: Any) -> Any:
 @dataclass(frozen=True)
 class ServerConfig:
     port: int = 8443
+    admin_port: int = key("adminPort", default=8444)  # status page (and metrics): never admission
     host: str = "0.0.0.0"  # noqa: S104 - a pod must listen on its pod IP
     cert_file: Path = key("certFile", default=Path("certs/tls.crt"))
     key_file: Path = key("keyFile", default=Path("certs/tls.key"))
@@ -231,9 +233,16 @@ def _check(config: Config) -> None:
         _check_repo_history(repo.history, f"configRepos[{index}].history")
     if config.uses_static() and config.static is None:
         raise ConfigError("static: a source of type 'static' needs the data file set here")
-    for name in ("port", "workers", "threads", "max_request_bytes"):
+    for name in ("port", "admin_port", "workers", "threads", "max_request_bytes"):
         if getattr(config.server, name) <= 0:
             raise ConfigError(f"server.{_yaml_key(ServerConfig, name)}: must be positive")
+    for name in ("port", "admin_port"):
+        if getattr(config.server, name) > MAX_PORT:
+            raise ConfigError(f"server.{_yaml_key(ServerConfig, name)}: must be at most {MAX_PORT}")
+    if config.server.admin_port == config.server.port:
+        raise ConfigError(
+            "server.adminPort: must differ from server.port (the admission path stays separate)"
+        )
     if config.cache.max_entries <= 0:
         raise ConfigError("cache.maxEntries: must be positive")
 

@@ -8,6 +8,11 @@ Shutdown drains: on SIGTERM the master first marks the server as draining
 (every worker's /readyz turns 503 so the endpoint leaves the Service) and
 keeps serving for `server.drainSeconds`, then stops gunicorn gracefully, which
 lets requests in flight finish before the workers exit.
+
+gunicorn listens on two ports with the same certificate: `server.port` for
+admission and `server.adminPort` for the status page; the app routes by the
+port a request arrived on. Every worker records its recent decisions in the
+shared runtime directory (see `webhook.recent`).
 """
 
 from __future__ import annotations
@@ -47,6 +52,10 @@ LOG_CONFIG: dict[str, Any] = {
 }
 
 
+def address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class RuntimeState:
     """A directory shared by the master and its workers: metrics files, the drain flag."""
 
@@ -54,10 +63,13 @@ class RuntimeState:
         self.root = root
         self.metrics = root / "metrics"
         self.drain_flag = root / "draining"
+        self.decisions = root / "decisions"  # recent decisions, one file per worker
 
     @classmethod
     def create(cls) -> RuntimeState:
-        return cls(Path(tempfile.mkdtemp(prefix="jetstream-pin-")))
+        state = cls(Path(tempfile.mkdtemp(prefix="jetstream-pin-")))  # mode 0700
+        state.decisions.mkdir(mode=0o700)
+        return state
 
     def draining(self) -> bool:
         return self.drain_flag.exists()
@@ -106,7 +118,7 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         reloading = ReloadingContext(server.cert_file, server.key_file)
         reloading.context()  # fail now, with the file name, if the pair cannot be loaded
         settings: dict[str, Any] = {
-            "bind": [f"{server.host}:{server.port}"],
+            "bind": [address(server.host, server.port), address(server.host, server.admin_port)],
             "workers": server.workers,
             "worker_class": "gthread",
             "threads": server.threads,
@@ -133,7 +145,9 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         logs.configure()
         if self.app_factory is not None:
             return self.app_factory(self.webhook_config, self.state)
-        wiring = Wiring(self.webhook_config, draining=self.state.draining)
+        wiring = Wiring(
+            self.webhook_config, draining=self.state.draining, decisions_dir=self.state.decisions
+        )
         wiring.start_background()
         return wiring.app()
 

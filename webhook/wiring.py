@@ -10,13 +10,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from flask import Flask
 
+from webhook.admin import admin_blueprint
 from webhook.admission import Admitter
-from webhook.app import create_app
+from webhook.app import Listeners, create_app
 from webhook.config import (
     ArtifactRegistrySource,
     Config,
@@ -28,10 +30,13 @@ from webhook.config import (
     OciSource,
     StaticSource,
 )
+from webhook.inventory import Inventory, take_inventory
+from webhook.recent import DecisionLog
 from webhook.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.sources import (
     ConfigHistory,
     EnrollmentClock,
+    ExperimentLister,
     ImageHistory,
     OverrideSource,
     SourceError,
@@ -58,6 +63,7 @@ from webhook.sources.static import (
     StaticImages,
     StaticOverrides,
 )
+from webhook.status import StatusSource
 
 WARMUP_GRACE_SECONDS = 10.0
 
@@ -75,9 +81,15 @@ class Background(Protocol):
 class Wiring:
     """Builds each part once; tests and the CLI take the parts they need."""
 
-    def __init__(self, config: Config, draining: Callable[[], bool] = lambda: False) -> None:
+    def __init__(
+        self,
+        config: Config,
+        draining: Callable[[], bool] = lambda: False,
+        decisions_dir: Path | None = None,
+    ) -> None:
         self.config = config
         self.draining = draining
+        self.decisions_dir = decisions_dir  # shared by the workers; None: this process only
         self._started = time.monotonic()
         self.background: list[Background] = []
 
@@ -96,6 +108,17 @@ class Wiring:
             return StaticEnrollments(self.static_data)
         check_endpoint(source.endpoint, "enrollments.endpoint")
         return BigQueryEnrollments(source)
+
+    @cached_property
+    def experiments(self) -> ExperimentLister:
+        """Every enrolled experiment at once: what the report and the status page list.
+
+        The static file also knows experiments not enrolled yet (PendingLister).
+        """
+        source = self.config.enrollments
+        if isinstance(source, StaticSource):
+            return StaticEnrollments(self.static_data)
+        return InstrumentedEnrollments(BigQueryEnrollments(source))
 
     def image_history(self, image: ImageConfig) -> ImageHistory:
         source = image.history
@@ -226,5 +249,29 @@ class Wiring:
         env_names = {r.name: r.env for r in self.config.config_repos}
         return Admitter(self.resolver, env_names, self.config.mode, self.config.on_error)
 
+    def inventory(self) -> Inventory:
+        return take_inventory(self.resolver, self.experiments)
+
+    @cached_property
+    def decision_log(self) -> DecisionLog:
+        return DecisionLog(self.decisions_dir)
+
+    def status(self) -> StatusSource:
+        config = self.config
+        settings = {
+            "mode": config.mode,
+            "onError": config.on_error,
+            "workers": f"{config.server.workers} worker processes",
+        }
+        return StatusSource(self.inventory, self.decision_log, settings)
+
     def app(self) -> Flask:
-        return create_app(self.admitter, self.config.server.max_request_bytes, self.readiness)
+        server = self.config.server
+        return create_app(
+            self.admitter,
+            server.max_request_bytes,
+            self.readiness,
+            recorder=self.decision_log,
+            admin=admin_blueprint(self.status()),
+            listeners=Listeners(server.port, server.admin_port),
+        )

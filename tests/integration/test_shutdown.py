@@ -34,6 +34,7 @@ def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None
         bigquery.delay = 3.0
         config = example_config(tmp_path)
         config["server"]["drainSeconds"] = 4
+        config["server"]["threads"] = 16  # probes never queue behind the slow reviews
         config["enrollments"] = {
             "type": "bigquery", "project": "moz-fx-data-experiments",
             "dataset": "mozanalysis", "credentials": "anonymous",

@@ -128,3 +128,72 @@ def test_python_dash_m_works() -> None:
     assert done.returncode == 0
     assert "serve" in done.stdout
     assert "explain" in done.stdout
+
+
+# What examples/static-data.yaml implies (see tests/integration/test_https.py too).
+EXAMPLE_GROUPS = {
+    "e641342ebd29": ["long-running-study", "brand-new-experiment"],
+    "4bba4eebe859": ["firefox-desktop-private-browsing-redesign-rollout"],
+    "c71233c8ade3": ["my-experiment", "android-onboarding-notification-permission-v2"],
+    "5411f0777d4b": [],
+    "5649c013e64c": [],
+    "cde5ded9283b": [],
+}
+
+
+def test_report_json_on_the_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--config", CONFIG, "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    (repo,) = document["repositories"]
+    groups = {v["digest"][7:19]: [e["slug"] for e in v["experiments"]] for v in repo["versions"]}
+    assert groups == EXAMPLE_GROUPS
+    assert list(groups) == list(EXAMPLE_GROUPS), "newest first"
+    breaking = repo["versions"][2]
+    assert breaking["breaking"] is True
+    assert breaking["configShas"]["metric-hub"] == {
+        "first": "487a50e4259df919a05610786dd9fd7a1b106547",
+        "last": "6f1210910bc73f58eb0aaf165c61a41ae9ad1233",
+        "count": 2,
+    }
+    assert document["unresolved"] == []
+
+
+def test_report_text_on_the_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--config", CONFIG]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("5 experiments from static enrollments, as of ")
+    rows = [line.split() for line in lines if line[:12] in EXAMPLE_GROUPS]
+    assert [(r[0], r[4]) for r in rows] == [(d, str(len(s))) for d, s in EXAMPLE_GROUPS.items()]
+    assert rows[2][-3:] == ["487a50e425..6f1210910b", "(2", "commits)"]
+    assert any(line.split()[:3] == ["brand-new-experiment", "not", "enrolled"] for line in lines)
+
+
+def test_report_what_if_breaking(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--config", CONFIG, "--what-if-breaking", "4bba4eebe859", "--json"]) == 0
+    moves = json.loads(capsys.readouterr().out)["moves"]
+    assert [(m["slug"], m["from"]["digest"][7:19], m["to"]["digest"][7:19]) for m in moves] == [
+        ("my-experiment", "c71233c8ade3", "4bba4eebe859"),
+        ("android-onboarding-notification-permission-v2", "c71233c8ade3", "4bba4eebe859"),
+    ]
+    assert main(["report", "--config", CONFIG, "--what-if-breaking", "4bba4eebe859"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("A 'breaking' tag on 4bba4eebe859 (uploaded 2024-05-28 11:10Z) would")
+    assert "my-experiment" in text
+
+
+@pytest.mark.parametrize(
+    ("digest", "message"),
+    [
+        ("0123456789ab", "is not an image of any configured repository"),
+        ("927c94594edd", "multi-arch index"),
+        ("latest", "needs an image digest"),
+    ],
+)
+def test_report_what_if_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], digest: str, message: str
+) -> None:
+    assert main(["report", "--config", CONFIG, "--what-if-breaking", digest]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jetstream-pin report: ")
+    assert message in err
+    assert len(err.strip().splitlines()) == 1

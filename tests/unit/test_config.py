@@ -43,6 +43,7 @@ def test_example_config_loads_with_paths_relative_to_the_file() -> None:
 def test_defaults() -> None:
     config = parse_config(copy.deepcopy(BASE), Path("/etc/jp"))
     assert (config.mode, config.on_error, config.server.port) == ("enforce", "deny", 8443)
+    assert config.server.admin_port == 8444
     assert config.static == Path("/etc/jp/data.yaml")
     assert isinstance(config.enrollments, StaticSource)
 
@@ -99,6 +100,11 @@ _DELETE = object()
         ("server", {"port": "8443"}, "server.port: must be an integer"),
         ("server", {"port": True}, "server.port: must be an integer"),
         ("server", {"port": 0}, "server.port: must be positive"),
+        ("server", {"port": 70000}, "server.port: must be at most 65535"),
+        ("server", {"adminPort": -1}, "server.adminPort: must be positive"),
+        ("server", {"adminPort": 65536}, "server.adminPort: must be at most 65535"),
+        ("server", {"adminPort": "8444"}, "server.adminPort: must be an integer"),
+        ("server", {"port": 9000, "adminPort": 9000}, "server.adminPort: must differ"),
         ("server", {"certFile": 5}, "server.certFile: must be a file path"),
         ("configRepos.0.name", "Metric Hub", "configRepos[0].name"),
         ("configRepos.0.env", "1BAD", "configRepos[0].env"),

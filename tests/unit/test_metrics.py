@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 from prometheus_client import REGISTRY
@@ -18,7 +19,10 @@ def sample(name: str, **labels: str) -> float:
 
 
 def test_admissions_backend_calls_and_cache_hits_are_counted() -> None:
-    client = Wiring(load_config(EXAMPLES / "config.yaml")).app().test_client()
+    config = load_config(EXAMPLES / "config.yaml")
+    client = Wiring(config).app().test_client()
+    # The app routes by arrival port: admission requests go to server.port.
+    post = functools.partial(client.post, base_url=f"https://localhost:{config.server.port}")
     images = f"static images of {JETSTREAM}"
     before = {
         "patched": sample("jetstream_pin_admissions_total", outcome="patched", reason="breaking"),
@@ -31,13 +35,11 @@ def test_admissions_backend_calls_and_cache_hits_are_counted() -> None:
         "latency": sample("jetstream_pin_admission_duration_seconds_count", outcome="patched"),
     }
     review = review_of(argo_pod("my-experiment"))
-    first = client.post("/mutate", json=review).get_json()
+    first = post("/mutate", json=review).get_json()
     patched = apply_response(review["request"]["object"], first)
-    client.post(
-        "/mutate", json=review_of(argo_pod("android-onboarding-notification-permission-v2"))
-    )
-    client.post("/mutate", json=review_of(patched))
-    client.post("/mutate", data="{", content_type="application/json")
+    post("/mutate", json=review_of(argo_pod("android-onboarding-notification-permission-v2")))
+    post("/mutate", json=review_of(patched))
+    post("/mutate", data="{", content_type="application/json")
 
     assert (
         sample("jetstream_pin_admissions_total", outcome="patched", reason="breaking")

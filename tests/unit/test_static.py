@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.builders import EXAMPLES, JETSTREAM, utc
-from webhook.sources import SourceError
+from webhook.sources import PendingLister, SourceError
 from webhook.sources.static import (
     StaticConfigHistory,
     StaticData,
@@ -137,3 +137,9 @@ def test_static_enrollments_list_every_enrolled_experiment() -> None:
     assert slugs == sorted(slugs)
     assert {e.slug_source for e in listed} == {"static"}
     assert len(listed) == 4
+
+
+def test_static_enrollments_also_list_the_not_enrolled() -> None:
+    clock = StaticEnrollments(StaticData.load(EXAMPLES / "static-data.yaml"))
+    assert isinstance(clock, PendingLister)
+    assert clock.list_not_enrolled() == ["brand-new-experiment"]

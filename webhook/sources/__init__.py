@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from webhook.pinning import Image
 
@@ -52,6 +52,17 @@ class ExperimentLister(Protocol):
     name: str
 
     def list_enrolled(self) -> Sequence[EnrolledExperiment]: ...
+
+
+@runtime_checkable
+class PendingLister(Protocol):
+    """Optional extra of a lister: experiments known but not enrolled yet.
+
+    Only the static file knows them (BigQuery has no table before enrollment),
+    so a lister may or may not offer it; the report checks with isinstance.
+    """
+
+    def list_not_enrolled(self) -> Sequence[str]: ...
 
 
 class ImageHistory(Protocol):

@@ -175,6 +175,9 @@ class StaticEnrollments:
             if when is not None
         ]
 
+    def list_not_enrolled(self) -> list[str]:
+        return sorted(slug for slug, when in self._data.enrollments.items() if when is None)
+
 
 class StaticImages:
     def __init__(self, data: StaticData, repository: str) -> None:

@@ -1,0 +1,327 @@
+"""The admin port: routed by arrival port, the status page's content, escaping and caching."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.builders import (
+    EXAMPLES,
+    HOSTILE_PENDING_SLUG,
+    HOSTILE_SLUG,
+    argo_pod,
+    hostile_static_data,
+    review_of,
+    utc,
+)
+from tests.dom import parse
+from tests.fakes import FakeLister, World
+from webhook.admin import admin_blueprint
+from webhook.app import Listeners, create_app
+from webhook.config import load_config, parse_config
+from webhook.inventory import Inventory, InventoryFailed, take_inventory
+from webhook.recent import DecisionLog
+from webhook.review import parse_review
+from webhook.sources import EnrolledExperiment
+from webhook.status import BEING_COMPUTED, StatusSource
+from webhook.status_page import STYLE, render_status
+from webhook.wiring import Wiring
+
+WEBHOOK = "https://localhost:8443"
+ADMIN = "https://localhost:8444"
+EXAMPLE_IMAGES = 6  # candidates in examples/static-data.yaml (two index children are not)
+
+
+def hostile_wiring(tmp_path: Path) -> Wiring:
+    config = load_config(EXAMPLES / "config.yaml")
+    raw: dict[str, Any] = {
+        "images": [{"repository": config.images[0].repository, "history": {"type": "static"}}],
+        "enrollments": {"type": "static"},
+        "configRepos": [{"name": "metric-hub", "history": {"type": "static"}}],
+        "static": str(hostile_static_data(tmp_path)),
+    }
+    return Wiring(parse_config(raw, tmp_path))
+
+
+def status_source(wiring: Wiring, log: DecisionLog | None = None) -> StatusSource:
+    return StatusSource(wiring.inventory, log or DecisionLog(None), {"mode": "enforce"})
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Flask:
+    wiring = hostile_wiring(tmp_path)
+    log = DecisionLog(None)
+    return create_app(
+        wiring.admitter,
+        recorder=log,
+        admin=admin_blueprint(status_source(wiring, log)),
+        listeners=Listeners(8443, 8444),
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "base", "code"),
+    [
+        ("get", "/status", ADMIN, 200),
+        ("get", "/status.json", ADMIN, 200),
+        ("get", "/", ADMIN, 302),
+        ("get", "/status", WEBHOOK, 404),
+        ("get", "/status.json", WEBHOOK, 404),
+        ("post", "/mutate", ADMIN, 404),
+        ("get", "/healthz", ADMIN, 404),
+        ("get", "/healthz", WEBHOOK, 200),
+        ("get", "/status", "https://localhost:9999", 404),
+        ("get", "/healthz", "https://localhost:9999", 404),
+    ],
+)
+def test_routes_by_arrival_port(app: Flask, method: str, path: str, base: str, code: int) -> None:
+    assert getattr(app.test_client(), method)(path, base_url=base).status_code == code
+
+
+def test_mutate_on_the_webhook_port(app: Flask) -> None:
+    reply = app.test_client().post(
+        "/mutate", json=review_of(argo_pod("my-experiment")), base_url=WEBHOOK
+    )
+    assert reply.status_code == 200
+    assert reply.json is not None
+    assert reply.json["response"]["allowed"] is True
+
+
+def test_admin_pages_need_listeners() -> None:
+    world = World()
+    status = StatusSource(
+        lambda: take_inventory(world.resolver(), FakeLister()), DecisionLog(None), {}
+    )
+    with pytest.raises(ValueError, match="own port"):
+        create_app(world.admitter(), admin=admin_blueprint(status))
+
+
+def test_page_content_and_escaping(app: Flask) -> None:
+    client = app.test_client()
+    client.post("/mutate", json=review_of(argo_pod("my-experiment")), base_url=WEBHOOK)
+    hostile = argo_pod("x", labels={"jetstream/experiment-slug": HOSTILE_SLUG})
+    client.post("/mutate", json=review_of(hostile), base_url=WEBHOOK)
+    client.post("/mutate", json=review_of(argo_pod("long-running-study"), dry_run=True),
+                base_url=WEBHOOK)  # fmt: skip
+    reply = client.get("/status", base_url=ADMIN)
+    html = reply.get_data(as_text=True)
+    assert reply.mimetype == "text/html"
+    assert "<script" not in html
+    assert "<img" not in html
+    document = parse(html)
+    assert len(document.find("g", "release")) == EXAMPLE_IMAGES
+    points = document.find("circle", "experiment")
+    assert len(points) == 7  # 4 enrolled, 1 not enrolled, 2 hostile listed slugs
+    assert {p.attrs["data-slug"] for p in points} >= {HOSTILE_SLUG, HOSTILE_PENDING_SLUG}
+    assert len(document.find("circle", "unresolved")) == 2
+    assert len(document.find("g", "breaking")) == 1
+    assert HOSTILE_SLUG in document.text
+    assert HOSTILE_PENDING_SLUG in document.text
+    decisions = [e for e in document.find("span", "outcome")]
+    assert [d.classes - {"outcome"} for d in decisions] == [{"refused"}, {"patched"}]
+    assert "long-running-study" not in _decisions_section(html), "dryRun is not recorded"
+
+
+def _decisions_section(html: str) -> str:
+    return html[html.index("Recent decisions") :]
+
+
+def test_page_headers_forbid_scripts_and_allow_only_its_style(app: Flask) -> None:
+    reply = app.test_client().get("/status", base_url=ADMIN)
+    policy = reply.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy
+    assert "script-src" not in policy  # falls back to default-src 'none'
+    digest = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in policy
+    style = re.search(r"<style>(.*?)</style>", reply.get_data(as_text=True), re.S)
+    assert style is not None
+    assert style.group(1) == STYLE
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    assert " style=" not in reply.get_data(as_text=True), "inline style attributes need CSP"
+
+
+def test_status_json(app: Flask) -> None:
+    client = app.test_client()
+    client.post("/mutate", json=review_of(argo_pod("my-experiment")), base_url=WEBHOOK)
+    body = client.get("/status.json", base_url=ADMIN).json
+    assert body is not None
+    assert body["error"] is None
+    assert body["report"]["repositories"][0]["versions"][2]["experimentCount"] == 2
+    assert [e["slug"] for e in body["report"]["unresolved"]] == [
+        HOSTILE_SLUG,
+        HOSTILE_PENDING_SLUG,
+    ]
+    assert body["recentDecisions"][0]["slug"] == "my-experiment"
+
+
+def test_report_is_cached_and_failures_retried_sooner() -> None:
+    calls: list[float] = []
+    clock = [0.0]
+    world = World()
+    failing = [True]
+
+    def inventory() -> Inventory:
+        calls.append(clock[0])
+        if failing[0]:
+            raise InventoryFailed("cannot list experiments: fake listing: refused")
+        return take_inventory(world.resolver(), FakeLister())
+
+    source = StatusSource(inventory, DecisionLog(None), {}, ttl=30, clock=lambda: clock[0])
+    assert source.current().error == "cannot list experiments: fake listing: refused"
+    clock[0] = 4.0
+    source.current()
+    assert len(calls) == 1
+    clock[0] = 5.5  # a failure is kept 5 s
+    failing[0] = False
+    assert source.current().report is not None
+    clock[0] = 35.0
+    source.current()
+    assert len(calls) == 2, "a report is kept 30 s"
+    clock[0] = 36.0
+    source.current()
+    assert len(calls) == 3
+
+
+def test_unavailable_report_still_shows_decisions() -> None:
+    def broken() -> Inventory:
+        raise InventoryFailed("cannot list experiments: bigquery: timed out")
+
+    log = DecisionLog(None)
+    request = review_of(argo_pod("my-experiment"))
+    parsed = parse_review(request)
+    log.record_result(parsed, World().admitter().admit(parsed))
+    app = create_app(
+        World().admitter(),
+        admin=admin_blueprint(StatusSource(broken, log, {})),
+        listeners=Listeners(8443, 8444),
+    )
+    html = app.test_client().get("/status", base_url=ADMIN).get_data(as_text=True)
+    assert "The report is unavailable" in html
+    assert "bigquery: timed out" in html
+    assert "my-experiment" in _decisions_section(html)
+
+
+def test_an_internal_error_is_named_not_shown() -> None:
+    def buggy() -> Inventory:
+        raise KeyError("secret-ish detail")
+
+    status = StatusSource(buggy, DecisionLog(None), {}).current()
+    assert status.error == "internal error: KeyError"
+
+
+def test_many_experiments_are_packed_without_labels() -> None:
+    rows = [
+        EnrolledExperiment(f"exp-{n:03}", utc("2023-01-01T00:00:00Z").replace(day=1 + n % 28),
+                           "static")
+        for n in range(120)
+    ]  # fmt: skip
+    world = World()
+    source = StatusSource(
+        lambda: take_inventory(world.resolver(), FakeLister(rows=rows)), DecisionLog(None), {}
+    )
+    document = parse(render_status(source.current()))
+    assert len(document.find("circle", "experiment")) == 120
+    assert document.find("text", "point-label") == []
+    heights = [int(e.attrs["height"]) for e in document.find("svg", "timeline")]
+    assert heights[0] < 120 * 18, "lanes are shared where points do not touch"
+
+
+def test_points_sit_at_their_enrollment_time() -> None:
+    early = EnrolledExperiment("before-any-image", utc("2022-06-01T00:00:00Z"), "static")
+    later = EnrolledExperiment("later", utc("2024-03-01T00:00:00Z"), "static")
+    world = World()
+    source = StatusSource(
+        lambda: take_inventory(world.resolver(), FakeLister(rows=[early, later])),
+        DecisionLog(None),
+        {},
+    )
+    document = parse(render_status(source.current()))
+    x = {c.attrs["data-slug"]: float(c.attrs["cx"].rstrip("%")) for c in
+         document.find("circle", "experiment")}  # fmt: skip
+    marks = sorted(float(m.attrs["x1"].rstrip("%")) for m in document.find("line", "release-mark"))
+    assert x["before-any-image"] < marks[0], "enrolled before the oldest image: left of it"
+    assert marks[2] < x["later"] < marks[3]
+
+
+_LISTED_SLUG = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=60
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_LISTED_SLUG, min_size=1, max_size=8, unique=True))
+def test_any_listed_slug_is_text_never_markup(slugs: list[str]) -> None:
+    """Whatever a listing holds (BigQuery table descriptions are free text) stays text."""
+    moment = utc("2023-06-01T00:00:00Z")
+    rows = [EnrolledExperiment(slug, moment, "description") for slug in slugs]
+    world = World()
+    status = StatusSource(
+        lambda: take_inventory(world.resolver(), FakeLister(rows=rows)), DecisionLog(None), {}
+    ).current()
+    document = parse(render_status(status))
+    points = document.find("circle", "experiment")
+    assert sorted(p.attrs["data-slug"] for p in points) == sorted(slugs)
+    tags = {e.tag for e in document.elements}
+    assert tags <= PAGE_TAGS, f"unexpected elements: {tags - PAGE_TAGS}"
+    for slug in slugs:
+        assert slug.strip() in document.text
+
+
+PAGE_TAGS = {
+    "html", "head", "meta", "title", "style", "body", "header", "h1", "span", "p", "b",
+    "main", "section", "h2", "small", "div", "svg", "line", "text", "g", "circle", "ul",
+    "li", "rect", "table", "thead", "tr", "th", "tbody", "td", "code", "br", "footer",
+}  # fmt: skip
+
+
+def test_slugs_from_table_names_are_marked() -> None:
+    rows = [EnrolledExperiment("my_experiment", utc("2023-06-01T00:00:00Z"), "table-name")]
+    world = World()
+    status = StatusSource(
+        lambda: take_inventory(world.resolver(), FakeLister(rows=rows)), DecisionLog(None), {}
+    ).current()
+    html = render_status(status)
+    assert "my_experiment *" in parse(html).text
+    assert "recovered from the enrollments table's name" in html
+
+
+def test_page_loads_never_wait_for_a_report_being_computed() -> None:
+    """They share the worker's threads with admissions: they get the last report at once."""
+    world = World()
+    started, release = threading.Event(), threading.Event()
+    clock = [0.0]
+
+    def slow() -> Inventory:
+        started.set()
+        assert release.wait(10)
+        return take_inventory(world.resolver(), FakeLister(rows=[]))
+
+    source = StatusSource(slow, DecisionLog(None), {}, ttl=30, clock=lambda: clock[0])
+
+    def load_in_background() -> threading.Thread:
+        started.clear()
+        release.clear()
+        thread = threading.Thread(target=source.current)
+        thread.start()
+        assert started.wait(10)
+        return thread
+
+    first = load_in_background()
+    assert source.current().error == BEING_COMPUTED
+    release.set()
+    first.join()
+    clock[0] = 31.0  # expired: the next load recomputes
+    second = load_in_background()
+    stale = source.current()
+    assert stale.report is not None, "the previous report while the new one is computed"
+    release.set()
+    second.join()

@@ -1,0 +1,333 @@
+"""The report: experiments grouped by the image the webhook pins them to, and the what-if."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import pytest
+
+from tests.builders import JETSTREAM, image, utc
+from tests.fakes import (
+    HISTORY,
+    HISTORY_WITH_BREAKING,
+    IMG_2023_01,
+    IMG_2023_03,
+    IMG_2024_02,
+    IMG_2024_06,
+    NOW,
+    SHA_2023_01,
+    SHA_2023_06,
+    SHA_2024_06,
+    FakeLister,
+    World,
+)
+from webhook.inventory import (
+    Inventory,
+    InventoryFailed,
+    UnknownImage,
+    take_inventory,
+    what_if_breaking,
+)
+from webhook.pinning import Image
+from webhook.report import (
+    ShaRange,
+    build_report,
+    render_report,
+    render_what_if,
+    report_json,
+    what_if,
+    what_if_json,
+)
+from webhook.sources import EnrolledExperiment, SourceError
+
+EXPERIMENTS = (
+    EnrolledExperiment("before-any-image", utc("2022-06-01T00:00:00Z"), "static"),
+    EnrolledExperiment("my-experiment", utc("2023-02-01T00:00:00Z"), "static"),
+    EnrolledExperiment("spring-study", utc("2023-04-01T00:00:00Z"), "description"),
+    EnrolledExperiment("late_experiment", utc("2024-03-01T00:00:00Z"), "table-name"),
+    EnrolledExperiment("pinned-latest", utc("2023-02-15T00:00:00Z"), "static"),
+)
+PENDING = ("not-yet-enrolled",)
+
+
+def inventory_of(
+    history: Sequence[Image] = HISTORY,
+    rows: Sequence[EnrolledExperiment] = EXPERIMENTS,
+    pending: Sequence[str] = PENDING,
+) -> tuple[World, Inventory]:
+    world = World()
+    world.images.history = history
+    world.overrides.slugs = {"pinned-latest": "latest"}
+    lister = FakeLister(rows=rows, pending=pending)
+    return world, take_inventory(world.resolver(), lister)
+
+
+def grouping(inventory: Inventory) -> dict[str, list[str]]:
+    (repo,) = build_report(inventory).repositories
+    return {v.image.digest: [p.slug for p in v.experiments] for v in repo.versions}
+
+
+@pytest.mark.parametrize(
+    ("history", "expected"),
+    [
+        (
+            HISTORY,
+            {
+                IMG_2024_06.digest: ["pinned-latest", "not-yet-enrolled"],
+                IMG_2024_02.digest: ["late_experiment"],
+                IMG_2023_03.digest: ["spring-study"],
+                IMG_2023_01.digest: ["before-any-image", "my-experiment"],
+            },
+        ),
+        (
+            HISTORY_WITH_BREAKING,
+            {
+                IMG_2024_06.digest: ["pinned-latest", "not-yet-enrolled"],
+                IMG_2024_02.digest: [
+                    "before-any-image",
+                    "my-experiment",
+                    "spring-study",
+                    "late_experiment",
+                ],
+                IMG_2023_03.digest: [],
+                IMG_2023_01.digest: [],
+            },
+        ),
+    ],
+    ids=["no breaking release", "breaking release in 2024-02"],
+)
+def test_grouping_by_image(history: Sequence[Image], expected: dict[str, list[str]]) -> None:
+    _, inventory = inventory_of(history)
+    assert grouping(inventory) == expected
+    assert list(grouping(inventory)) == [i.digest for i in reversed(history)], "newest first"
+
+
+def test_each_experiment_has_the_webhooks_decision() -> None:
+    world, inventory = inventory_of()
+    world.enrollments.enrolled = {e.slug: e.enrolled_at for e in EXPERIMENTS}
+    resolver = world.resolver()
+    for placement in inventory.placements:
+        decision = resolver.decide(resolver.facts_for_slug(placement.slug))
+        assert placement.decision is not None
+        assert placement.decision.choices == decision.choices
+        assert placement.decision.shas == decision.shas
+        assert placement.decision.reason == decision.reason
+
+
+def test_reasons_and_enrollment_times() -> None:
+    _, inventory = inventory_of()
+    by_slug = {p.slug: p for p in inventory.placements}
+    assert by_slug["not-yet-enrolled"].enrolled_at is None
+    assert by_slug["not-yet-enrolled"].slug_source == "not-enrolled"
+    reasons = {slug: str(p.decision.reason) for slug, p in by_slug.items() if p.decision}
+    assert reasons == {
+        "before-any-image": "enrollment",
+        "my-experiment": "enrollment",
+        "spring-study": "enrollment",
+        "late_experiment": "enrollment",
+        "pinned-latest": "latest",
+        "not-yet-enrolled": "not-enrolled",
+    }
+    assert inventory.taken_at == NOW
+
+
+def test_listing_is_read_once_and_no_slug_is_looked_up_alone() -> None:
+    world = World()
+    lister = FakeLister(rows=EXPERIMENTS, pending=PENDING)
+    take_inventory(world.resolver(), lister)
+    assert lister.calls == 1
+    assert world.enrollments.calls == 0, "the listing's times stand in for per-slug lookups"
+    assert world.images.calls == 1, "the image history is read once"
+
+
+def test_sha_ranges_are_ordered_by_the_time_they_apply() -> None:
+    _, inventory = inventory_of(HISTORY_WITH_BREAKING)
+    (repo,) = build_report(inventory).repositories
+    versions = {v.image.digest: v for v in repo.versions}
+    # before-any-image and my-experiment take the oldest commit, spring-study (2023-04)
+    # too, late_experiment (2024-03) the 2023-06 one.
+    assert versions[IMG_2024_02.digest].shas == {
+        "metric-hub": ShaRange(SHA_2023_01.sha, SHA_2023_06.sha, 2)
+    }
+    assert versions[IMG_2024_06.digest].shas == {
+        "metric-hub": ShaRange(SHA_2024_06.sha, SHA_2024_06.sha, 1)
+    }
+    assert versions[IMG_2023_01.digest].shas == {}
+
+
+def test_experiments_that_cannot_be_pinned_are_listed_apart() -> None:
+    rows = (*EXPERIMENTS, EnrolledExperiment("<script>alert(1)</script>", NOW, "description"))
+    _, inventory = inventory_of(rows=rows)
+    report = build_report(inventory)
+    (unresolved,) = report.unresolved
+    assert unresolved.slug == "<script>alert(1)</script>"
+    assert "is not valid" in unresolved.error
+    assert report.experiment_count == 6
+    assert report_json(report)["unresolved"][0]["error"] == unresolved.error
+
+
+def test_a_failing_source_fails_one_experiment_not_the_report() -> None:
+    world = World()
+    world.commits.error = SourceError("fake metric-hub", "timed out")
+    inventory = take_inventory(world.resolver(), FakeLister(rows=EXPERIMENTS[:2]))
+    assert [p.error for p in inventory.placements] == [
+        "cannot pin experiment 'before-any-image': fake metric-hub failed: timed out",
+        "cannot pin experiment 'my-experiment': fake metric-hub failed: timed out",
+    ]
+
+
+@pytest.mark.parametrize("broken", ["lister", "images"])
+def test_no_listing_or_no_image_history_is_no_report(broken: str) -> None:
+    world = World()
+    lister = FakeLister(rows=EXPERIMENTS)
+    error = SourceError("somewhere", "refused")
+    if broken == "lister":
+        lister.error = error
+    else:
+        world.images.error = error
+    with pytest.raises(InventoryFailed, match="somewhere: refused"):
+        take_inventory(world.resolver(), lister)
+
+
+def test_an_override_to_an_index_child_still_shows_its_image() -> None:
+    child = image("child", "2024-06-10T00:00:00Z", child=True)
+    world = World()
+    world.images.history = (*HISTORY, child)
+    world.overrides.slugs = {"my-experiment": child.digest.removeprefix("sha256:")[:16]}
+    inventory = take_inventory(world.resolver(), FakeLister(rows=EXPERIMENTS[1:2]))
+    assert grouping(inventory)[child.digest] == ["my-experiment"]
+    assert child.digest not in grouping(take_inventory(world.resolver(), FakeLister()))
+
+
+@pytest.mark.parametrize(
+    ("history", "target", "moves"),
+    [
+        (
+            HISTORY,
+            IMG_2023_03,
+            [
+                ("before-any-image", IMG_2023_01, IMG_2023_03),
+                ("my-experiment", IMG_2023_01, IMG_2023_03),
+            ],
+        ),
+        (
+            HISTORY,
+            IMG_2024_06,
+            [
+                ("before-any-image", IMG_2023_01, IMG_2024_06),
+                ("my-experiment", IMG_2023_01, IMG_2024_06),
+                ("spring-study", IMG_2023_03, IMG_2024_06),
+                ("late_experiment", IMG_2024_02, IMG_2024_06),
+            ],
+        ),
+        (HISTORY, IMG_2023_01, []),
+        (
+            HISTORY_WITH_BREAKING,
+            IMG_2023_03,
+            [],  # everything older already moved up to the 2024-02 breaking release
+        ),
+    ],
+    ids=["mid-2023", "newest", "oldest moves nobody", "older than a breaking release"],
+)
+def test_what_if_breaking(
+    history: Sequence[Image], target: Image, moves: list[tuple[str, Image, Image]]
+) -> None:
+    world, inventory = inventory_of(history)
+    result = what_if(inventory, what_if_breaking(world.resolver(), inventory, target.digest))
+    assert [(m.slug, m.before.digest, m.after.digest) for m in result.moves] == [
+        (slug, before.digest, after.digest) for slug, before, after in moves
+    ]
+    assert not result.already_breaking
+    assert "breaking" in result.image.tags
+    assert "breaking" not in target.tags, "the hypothesis never changes the real history"
+
+
+def test_what_if_on_an_image_already_breaking() -> None:
+    world, inventory = inventory_of(HISTORY_WITH_BREAKING)
+    prefix = IMG_2024_02.digest[7:19]
+    result = what_if(inventory, what_if_breaking(world.resolver(), inventory, prefix))
+    assert result.already_breaking
+    assert result.moves == ()
+    assert "already carries the 'breaking' tag" in render_what_if(result)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("latest", "needs an image digest"),
+        ("nope", "accepted"),
+        ("0" * 12, "is not an image of any configured repository"),
+    ],
+)
+def test_what_if_errors(text: str, message: str) -> None:
+    world, inventory = inventory_of()
+    with pytest.raises(UnknownImage, match=message):
+        what_if_breaking(world.resolver(), inventory, text)
+
+
+def test_what_if_ambiguous_prefix_and_index_child() -> None:
+    twin = replace(IMG_2023_03, digest=IMG_2023_01.digest[:20] + "f" * 51)
+    child = image("child", "2024-06-10T00:00:00Z", child=True)
+    world, inventory = inventory_of((*HISTORY, twin, child))
+    with pytest.raises(UnknownImage, match="matches 2 images"):
+        what_if_breaking(world.resolver(), inventory, IMG_2023_01.digest[:20])
+    with pytest.raises(UnknownImage, match="multi-arch index"):
+        what_if_breaking(world.resolver(), inventory, child.digest)
+
+
+def test_what_if_without_a_breaking_rule() -> None:
+    world = World()
+    resolver = world.resolver()
+    resolver.images[JETSTREAM] = replace(resolver.images[JETSTREAM], breaking_tag=None)
+    inventory = take_inventory(resolver, FakeLister(rows=EXPERIMENTS))
+    with pytest.raises(UnknownImage, match="no breaking tag configured"):
+        what_if_breaking(resolver, inventory, IMG_2023_03.digest)
+
+
+def test_json_shapes() -> None:
+    world, inventory = inventory_of()
+    document = report_json(build_report(inventory))
+    assert document["takenAt"] == "2026-11-28T00:00:00Z"
+    assert document["experimentCount"] == 6
+    (repo,) = document["repositories"]
+    newest = repo["versions"][0]
+    assert newest["digest"] == IMG_2024_06.digest
+    assert newest["tags"] == ["latest", "v4"]
+    assert newest["experimentCount"] == 2
+    assert newest["experiments"][1] == {
+        "slug": "not-yet-enrolled",
+        "slugSource": "not-enrolled",
+        "enrolledAt": None,
+        "reason": "not-enrolled",
+        "configShas": {"metric-hub": SHA_2024_06.sha},
+    }
+    assert newest["experiments"][0]["override"] == "overrides entry for pinned-latest"
+    result = what_if(inventory, what_if_breaking(world.resolver(), inventory, IMG_2023_03.digest))
+    moved = what_if_json(result)["moves"][0]
+    assert moved["slug"] == "before-any-image"
+    assert moved["from"]["digest"] == IMG_2023_01.digest
+    assert moved["to"]["tags"] == ["breaking", "v2"]
+
+
+def test_text_table() -> None:
+    rows = (*EXPERIMENTS, EnrolledExperiment("bad\x1b[31mslug", NOW, "description"))
+    _, inventory = inventory_of(rows=rows)
+    text = render_report(build_report(inventory))
+    lines = text.splitlines()
+    assert lines[0] == "7 experiments from fake listing (1 not pinnable), as of 2026-11-28 00:00Z"
+    header = next(line for line in lines if line.startswith("IMAGE"))
+    assert header.split() == ["IMAGE", "UPLOADED", "TAGS", "EXPERIMENTS", "METRIC-HUB"]
+    row = next(line for line in lines if line.startswith(IMG_2023_01.digest[7:19]))
+    assert row.split() == [
+        IMG_2023_01.digest[7:19],
+        "2023-01-01",
+        "13:00Z",
+        "v1",
+        "2",
+        SHA_2023_01.sha[:10],
+    ]
+    assert any(line.split()[:2] == ["late_experiment*", "2024-03-01"] for line in lines)
+    assert "each '_' may stand for '-' or '.'" in text
+    assert "\x1b" not in text
+    assert "bad\\x1b[31mslug" in text

@@ -1,0 +1,57 @@
+"""The admin port's pages, as one Flask blueprint (the metrics endpoint joins it later).
+
+`create_app` serves this blueprint only on `server.adminPort`, never on the
+admission port. The HTML page carries a Content-Security-Policy that allows
+no script and no external resource at all, only its own inline stylesheet
+(by hash), so even a slug that slipped past escaping could not run.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+from flask import Blueprint, Response, redirect
+
+from webhook.report import report_json
+from webhook.status import StatusSource
+from webhook.status_page import STYLE, render_status
+
+BLUEPRINT = "admin"
+_STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; img-src 'none'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def admin_blueprint(status: StatusSource) -> Blueprint:
+    admin = Blueprint(BLUEPRINT, __name__)
+
+    @admin.get("/")
+    def index() -> Response:
+        return redirect("/status", code=302)  # type: ignore[return-value]
+
+    @admin.get("/status")
+    def status_page() -> Response:
+        html = render_status(status.current())
+        return Response(html, mimetype="text/html", headers=PAGE_HEADERS)
+
+    @admin.get("/status.json")
+    def status_json() -> Response:
+        current = status.current()
+        body = {
+            "settings": current.settings,
+            "report": report_json(current.report) if current.report else None,
+            "error": current.error or None,
+            "recentDecisions": [d.to_json() for d in current.decisions],
+        }
+        return Response(json.dumps(body), mimetype="application/json", headers=PAGE_HEADERS)
+
+    return admin

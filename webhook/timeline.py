@@ -1,0 +1,309 @@
+"""The status page's picture: releases on a time axis, experiments at their enrollment time.
+
+Pure SVG text, no script. Horizontal positions are percentages of the
+drawing's width and vertical ones are pixels, so the same markup fills a
+1280 px screen or a phone without scaling the text down to nothing.
+Every piece of listed text (slugs, tags) is escaped here.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from html import escape
+
+from webhook.inventory import Placement
+from webhook.pinning import Image
+from webhook.report import RepositoryReport, short_digest, short_time
+
+PALETTE = (
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#b07aa1",
+    "#e15759",
+    "#76b7b2",
+    "#edc948",
+    "#9c755f",
+    "#ff9da7",
+    "#5f6b7a",
+)
+UNRESOLVED_COLOUR = "#9aa1ab"
+GENERIC_TAGS = frozenset({"latest"})
+
+# Horizontal layout, in percent of the drawing's width.
+PLOT_LEFT, PLOT_RIGHT, PLOT_RIGHT_ALONE = 3.0, 85.0, 97.0
+PENDING_X = 92.5
+# Vertical layout, in pixels.
+LABEL_ROW = 15
+LANE = 18
+ROW = 30
+LABELLED_ROWS = 40
+LABEL_CHARS = 60
+RADIUS = 6
+AXIS_SPACE = 34
+# Packing: labels assume a desktop-wide plot (they are hidden on phones, where the
+# legend names the versions); points assume a phone-wide one.
+LABEL_PLOT_PX = 1000.0
+LABEL_CHAR_PX = 6.6
+POINT_GAP = 0.035
+MAX_LABEL_ROWS = 4
+
+
+def colours(versions: Sequence[Image]) -> dict[str, str]:
+    """A stable colour per image: by upload order, so a release keeps its colour."""
+    ordered = sorted(versions, key=lambda i: (i.uploaded, i.digest))
+    return {image.digest: PALETTE[n % len(PALETTE)] for n, image in enumerate(ordered)}
+
+
+def release_name(image: Image) -> str:
+    named = sorted(image.tags - GENERIC_TAGS)
+    versions = [t for t in named if t != "breaking"]
+    return (versions or named or [short_digest(image.digest)])[0]
+
+
+@dataclass(frozen=True)
+class _Scale:
+    start: datetime
+    end: datetime
+    left: float
+    right: float
+
+    def fraction(self, moment: datetime) -> float:
+        span = (self.end - self.start).total_seconds()
+        return (moment - self.start).total_seconds() / span
+
+    def x(self, moment: datetime) -> float:
+        return self.left + self.fraction(moment) * (self.right - self.left)
+
+
+def _scale(moments: Sequence[datetime], right: float) -> _Scale:
+    first, last = min(moments), max(moments)
+    span = last - first
+    pad = span * 0.03 if span > timedelta(days=20) else timedelta(days=30)
+    return _Scale(first - pad, last + pad, PLOT_LEFT, right)
+
+
+def _lanes(positions: Sequence[float], gap: float) -> list[int]:
+    """Greedy packing: each item takes the first lane whose last item is `gap` away."""
+    ends: list[float] = []
+    lanes = []
+    for position in positions:
+        for lane, end in enumerate(ends):
+            if position - end >= gap:
+                ends[lane] = position
+                lanes.append(lane)
+                break
+        else:
+            ends.append(position)
+            lanes.append(len(ends) - 1)
+    return lanes
+
+
+def _ticks(scale: _Scale) -> list[tuple[datetime, str]]:
+    months = max(1, round((scale.end - scale.start).days / 30.4))
+    step = next((s for s in (1, 2, 3, 6, 12, 24, 60) if months / s <= 8), 120)
+    moment = datetime(scale.start.year, scale.start.month, 1, tzinfo=UTC)
+    ticks = []
+    while moment <= scale.end:
+        index = moment.year * 12 + moment.month - 1
+        if moment >= scale.start and index % step == 0:
+            text = str(moment.year) if moment.month == 1 else calendar.month_abbr[moment.month]
+            ticks.append((moment, text))
+        year, month = divmod(index + 1, 12)
+        moment = datetime(year, month + 1, 1, tzinfo=UTC)
+    return ticks
+
+
+def _pct(value: float) -> str:
+    return f"{value:.2f}%"
+
+
+def _attr(text: str) -> str:
+    return escape(text, quote=True)
+
+
+def render_timeline(
+    repo: RepositoryReport,
+    palette: Mapping[str, str],
+    unresolved: Sequence[Placement] = (),
+    now: datetime | None = None,
+) -> str:
+    versions = [v.image for v in repo.versions]
+    placed = [(p, v.image) for v in repo.versions for p in v.experiments]
+    dated = [(p, image) for p, image in placed if p.enrolled_at is not None]
+    pending = [p for p, _ in placed if p.enrolled_at is None]
+    strays = [p for p in unresolved if p.enrolled_at is not None]
+    pending += [p for p in unresolved if p.enrolled_at is None]
+    moments = [i.uploaded for i in versions]
+    moments += [p.enrolled_at for p, _ in dated if p.enrolled_at is not None]
+    moments += [p.enrolled_at for p in strays if p.enrolled_at is not None]
+    if not moments:
+        moments = [now or datetime.now(UTC)]
+    scale = _scale(moments, PLOT_RIGHT if pending else PLOT_RIGHT_ALONE)
+
+    # Release labels: packed into rows, oldest first.
+    releases = sorted(versions, key=lambda i: (i.uploaded, i.digest))
+    label_rows = _label_rows(releases, scale)
+    rows_used = max((r for r in label_rows if r is not None), default=-1) + 1
+    top = rows_used * LABEL_ROW + 10
+    # Experiments: a labelled row each while they fit, else packed into unlabelled lanes.
+    points: list[tuple[Placement, Image | None, datetime]] = [
+        (p, image, p.enrolled_at) for p, image in dated if p.enrolled_at is not None
+    ]
+    points += [(p, None, p.enrolled_at) for p in strays if p.enrolled_at is not None]
+    points.sort(key=lambda item: (item[2], item[0].slug))
+    labelled = len(points) + len(pending) <= LABELLED_ROWS
+    if labelled:
+        lanes = list(range(len(points)))
+        pending_lanes = [len(points) + n for n in range(len(pending))]
+        lane_height = ROW
+    else:
+        lanes = _lanes([scale.fraction(moment) for _, _, moment in points], POINT_GAP)
+        pending_lanes = list(range(len(pending)))
+        lane_height = LANE
+    lane_count = max([*lanes, *pending_lanes, 0]) + 1
+    first_lane = top + 16
+
+    def lane_y(lane: int) -> int:
+        return first_lane + lane * lane_height + lane_height // 2 + (5 if labelled else 0)
+
+    axis = first_lane + lane_count * lane_height + 10
+    height = axis + AXIS_SPACE
+
+    parts = [
+        f'<svg class="timeline" width="100%" height="{height}" role="img" '
+        f'aria-label="{_attr(f"Releases and experiments of {repo.repository}")}" '
+        'xmlns="http://www.w3.org/2000/svg">',
+        f'<line class="axis" x1="{_pct(scale.left)}" x2="{_pct(scale.right)}" '
+        f'y1="{axis}" y2="{axis}"/>',
+    ]
+    for moment, text in _ticks(scale):
+        tick = _pct(scale.x(moment))
+        parts.append(
+            f'<line class="tick" x1="{tick}" x2="{tick}" y1="{axis}" y2="{axis + 5}"/>'
+            f'<text class="tick-label" x="{tick}" y="{axis + 18}" text-anchor="middle">'
+            f"{text}</text>"
+        )
+    for release, row in zip(releases, label_rows, strict=True):
+        parts.append(_release(release, row, scale, palette, repo.breaking_tag, top, axis))
+    for (placement, runs, moment), lane in zip(points, lanes, strict=True):
+        at = scale.x(moment)
+        parts.append(_point(placement, runs, at, lane_y(lane), scale, palette, labelled))
+    if pending:
+        parts.append(
+            f'<text class="pending-label" x="{_pct(PLOT_RIGHT_ALONE + 2)}" y="{top + 6}" '
+            'text-anchor="end">not enrolled</text>'
+        )
+        for waiting, lane in zip(pending, pending_lanes, strict=True):
+            runs = _image_of(waiting, repo)
+            parts.append(_point(waiting, runs, PENDING_X, lane_y(lane), None, palette, labelled))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _label_rows(releases: Sequence[Image], scale: _Scale) -> list[int | None]:
+    """Each label's row, or None when it does not fit (the legend still names it)."""
+    ends = [-1.0] * MAX_LABEL_ROWS
+    rows: list[int | None] = []
+    for image in releases:
+        width = (len(release_name(image)) * LABEL_CHAR_PX + 8) / LABEL_PLOT_PX
+        centre = scale.fraction(image.uploaded)
+        start = centre - width / 2
+        row = next((r for r, end in enumerate(ends) if start >= end), None)
+        if row is not None:
+            ends[row] = centre + width / 2
+        rows.append(row)
+    return rows
+
+
+def _release(
+    image: Image,
+    row: int | None,
+    scale: _Scale,
+    palette: Mapping[str, str],
+    breaking_tag: str | None,
+    top: int,
+    axis: int,
+) -> str:
+    x = _pct(scale.x(image.uploaded))
+    colour = palette.get(image.digest, UNRESOLVED_COLOUR)
+    breaking = bool(breaking_tag) and breaking_tag in image.tags
+    tags = ", ".join(sorted(image.tags)) or "no tags"
+    title = f"{short_digest(image.digest)} uploaded {short_time(image.uploaded)} ({tags})"
+    kind = "release breaking" if breaking else "release"
+    out = [
+        f'<g class="{kind}" data-digest="{_attr(image.digest)}">',
+        f"<title>{_attr(title)}</title>",
+        f'<line class="release-line" x1="{x}" x2="{x}" y1="{top - 2}" y2="{axis}" '
+        f'stroke="{colour}"/>',
+        f'<line class="release-mark" x1="{x}" x2="{x}" y1="{axis - 7}" y2="{axis + 7}" '
+        f'stroke="{colour}"/>',
+    ]
+    if row is not None:
+        y = (row + 1) * LABEL_ROW - 3
+        name = release_name(image) + (" ⚑" if breaking else "")
+        out.append(
+            f'<text class="release-label" x="{x}" y="{y}" text-anchor="middle" '
+            f'fill="{colour}">{_attr(name)}</text>'
+        )
+    out.append("</g>")
+    return "".join(out)
+
+
+def _point(
+    placement: Placement,
+    image: Image | None,
+    x: float,
+    y: int,
+    scale: _Scale | None,
+    palette: Mapping[str, str],
+    labelled: bool,
+) -> str:
+    colour = palette.get(image.digest, UNRESOLVED_COLOUR) if image else UNRESOLVED_COLOUR
+    runs = f"runs {release_name(image)} ({short_digest(image.digest)})" if image else ""
+    why = str(placement.decision.reason) if placement.decision else placement.error
+    title = f"{placement.slug}\nenrolled {short_time(placement.enrolled_at)}\n{runs}\n{why}"
+    out = ['<g class="point">']
+    if scale is not None and image is not None:
+        target = _pct(scale.x(image.uploaded))
+        out.append(
+            f'<line class="connector" x1="{_pct(x)}" x2="{target}" y1="{y}" y2="{y}" '
+            f'stroke="{colour}"/>'
+        )
+    kind = "experiment"
+    paint = f'fill="{colour}" stroke="#fff" stroke-width="1.5"'
+    if image is None:
+        kind += " unresolved"
+        paint = f'fill="#fff" stroke="{UNRESOLVED_COLOUR}" stroke-width="2"'
+    elif placement.enrolled_at is None:
+        kind += " pending"
+        paint = f'fill="#fff" stroke="{colour}" stroke-width="2.5"'
+    out.append(
+        f'<circle class="{kind}" cx="{_pct(x)}" cy="{y}" r="{RADIUS}" {paint} '
+        f'data-slug="{_attr(placement.slug)}">'
+        f"<title>{_attr(title.strip())}</title></circle>"
+    )
+    if labelled:
+        name = placement.slug
+        if len(name) > LABEL_CHARS:
+            name = name[: LABEL_CHARS - 1] + "…"
+        right = x > 55.0
+        # Wide screens: next to the point. Phones: at the row's left edge, where a long
+        # slug has the whole width (CSS shows one of the two).
+        out.append(
+            f'<text class="point-label wide" x="{_pct(x)}" y="{y - 10}" '
+            f'dx="{6 if right else -6}" text-anchor="{"end" if right else "start"}">'
+            f"{_attr(name)}</text>"
+            f'<text class="point-label narrow" x="{_pct(PLOT_LEFT)}" y="{y - 10}">'
+            f"{_attr(name)}</text>"
+        )
+    out.append("</g>")
+    return "".join(out)
+
+
+def _image_of(placement: Placement, repo: RepositoryReport) -> Image | None:
+    digest = placement.digest_for(repo.repository)
+    return next((v.image for v in repo.versions if v.image.digest == digest), None)
