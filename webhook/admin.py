@@ -1,4 +1,4 @@
-"""The admin port's pages, as one Flask blueprint (the metrics endpoint joins it later).
+"""The admin port's pages, as one Flask blueprint: status page, its JSON, Prometheus metrics.
 
 `create_app` serves this blueprint only on `server.adminPort`, never on the
 admission port. The HTML page carries a Content-Security-Policy that allows
@@ -11,9 +11,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 
 from flask import Blueprint, Response, redirect
 
+from webhook import metrics
 from webhook.report import report_json
 from webhook.status import StatusSource
 from webhook.status_page import STYLE, render_status
@@ -31,8 +33,19 @@ PAGE_HEADERS = {
 }
 
 
-def admin_blueprint(status: StatusSource) -> Blueprint:
+def admin_blueprint(
+    status: StatusSource, history_ages: Callable[[], Mapping[str, float]] = dict
+) -> Blueprint:
+    """`history_ages`: seconds since each repository's image history was last listed."""
     admin = Blueprint(BLUEPRINT, __name__)
+
+    @admin.get("/metrics")
+    def prometheus() -> Response:
+        for repository, age in history_ages().items():
+            metrics.IMAGE_HISTORY_AGE.labels(repository).set(age)
+        return Response(
+            metrics.exposition(), mimetype=None, headers={"Content-Type": metrics.CONTENT_TYPE}
+        )
 
     @admin.get("/")
     def index() -> Response:

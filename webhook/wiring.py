@@ -265,6 +265,14 @@ class Wiring:
         }
         return StatusSource(self.inventory, self.decision_log, settings)
 
+    def history_ages(self) -> dict[str, float]:
+        """Seconds since each repository's image history was listed (only warm ones)."""
+        return {
+            image.repository: cached.history.age
+            for image, cached in zip(self.config.images, self.cached_images, strict=True)
+            if cached.history.warm
+        }
+
     def app(self) -> Flask:
         server = self.config.server
         return create_app(
@@ -272,6 +280,6 @@ class Wiring:
             server.max_request_bytes,
             self.readiness,
             recorder=self.decision_log,
-            admin=admin_blueprint(self.status()),
+            admin=admin_blueprint(self.status(), self.history_ages),
             listeners=Listeners(server.port, server.admin_port),
         )

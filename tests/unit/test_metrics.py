@@ -72,3 +72,18 @@ def test_exposition_is_prometheus_text() -> None:
     text = metrics.exposition().decode()
     assert "# TYPE jetstream_pin_admissions_total counter" in text
     assert json.dumps(metrics.CONTENT_TYPE).startswith('"text/plain')
+
+
+def test_metrics_are_served_on_the_admin_port_only() -> None:
+    config = load_config(EXAMPLES / "config.yaml")
+    client = Wiring(config).app().test_client()
+    webhook = f"https://localhost:{config.server.port}"
+    admin = f"https://localhost:{config.server.admin_port}"
+    client.post("/mutate", json=review_of(argo_pod("my-experiment")), base_url=webhook)
+    reply = client.get("/metrics", base_url=admin)
+    assert reply.status_code == 200
+    assert reply.headers["Content-Type"] == metrics.CONTENT_TYPE
+    text = reply.get_data(as_text=True)
+    assert "jetstream_pin_admissions_total{" in text
+    assert f'jetstream_pin_image_history_age_seconds{{repository="{JETSTREAM}"}}' in text
+    assert client.get("/metrics", base_url=webhook).status_code == 404
