@@ -83,7 +83,7 @@ def pin_event(
         return None
     moment = format_time(now or datetime.now(UTC))
     pod = request.object if isinstance(request.object, Mapping) else {}
-    pod_name = request.name or facts.name or _generate_name(pod) or "(unnamed)"
+    pod_name = facts.name or request.name or _generate_name(pod) or "(unnamed)"
     involved: dict[str, Any] = {
         "apiVersion": WORKFLOW_API_VERSION,
         "kind": "Workflow",
