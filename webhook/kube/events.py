@@ -8,6 +8,7 @@ them. A full queue drops the Event, a failed send is logged; neither raises.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import socket
@@ -205,4 +206,5 @@ class EventRecorder:
         with self._lock:
             running = self._thread is not None and self._thread.is_alive()
         if running:
-            self._queue.put(_STOP)
+            with contextlib.suppress(queue.Full):  # a daemon thread ends with the process anyway
+                self._queue.put(_STOP, timeout=1.0)
