@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,9 +63,15 @@ def example_config(workdir: Path, **overrides: Any) -> dict[str, Any]:
 
 @contextmanager
 def running_server(
-    workdir: Path, config: dict[str, Any] | None = None, certs_ready: bool = False
+    workdir: Path,
+    config: dict[str, Any] | None = None,
+    module: Sequence[str] = ("webhook", "serve", "--config"),
+    certs_ready: bool = False,
 ) -> Iterator[Server]:
-    """`certs_ready`: the caller wrote the serving pair (and ca.crt) where the config says."""
+    """`python -m <module...> CONFIG` on loopback; the benchmark swaps in its no-op server.
+
+    `certs_ready`: the caller wrote the serving pair (and ca.crt) where the config says.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     config = config or example_config(workdir)
     cert_dir = Path(config["server"]["certFile"]).parent
@@ -77,7 +83,7 @@ def running_server(
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     with log_file.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "webhook", "serve", "--config", str(config_file)],
+            [sys.executable, "-m", *module, str(config_file)],
             stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env,
         )  # fmt: skip
     session = requests.Session()

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from webhook import metrics
 from webhook.admission import Admitter
 from webhook.review import MalformedReview, parse_review
 
@@ -34,6 +35,21 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _discard_body(environ: dict[str, Any], limit: int) -> None:
+    """Read an oversized body away so the client gets its 400 instead of a reset.
+
+    Beyond `limit` the connection is left to be closed: a client sending that
+    much is not an API server.
+    """
+    stream = environ.get("wsgi.input")
+    remaining = min(int(environ.get("CONTENT_LENGTH") or 0), limit)
+    while stream is not None and remaining > 0:
+        chunk = stream.read(min(remaining, 65536))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+
+
 def create_app(
     admitter: Admitter,
     max_request_bytes: int = 6 * 1024 * 1024,
@@ -46,6 +62,7 @@ def create_app(
         return Response(json.dumps(body), status=status, mimetype="application/json")
 
     def bad_request(message: str) -> Response:
+        metrics.ADMISSIONS.labels("malformed", "").inc()
         return reply({"error": message, "code": 400}, 400)
 
     @app.post("/mutate")
@@ -66,12 +83,12 @@ def create_app(
         except MalformedReview as err:
             return bad_request(f"not a valid AdmissionReview v1: {err}")
         result = admitter.admit(review)
+        elapsed = time.perf_counter() - started
+        reason = str(result.decision.reason) if result.decision else ""
+        metrics.ADMISSIONS.labels(str(result.outcome), reason).inc()
+        metrics.ADMISSION_SECONDS.labels(str(result.outcome)).observe(elapsed)
         fields = result.log_fields()
-        fields.update(
-            uid=review.uid,
-            dry_run=review.dry_run,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-        )
+        fields.update(uid=review.uid, dry_run=review.dry_run, duration_ms=round(elapsed * 1000, 3))
         decisions.info("admission %s", result.outcome, extra={"fields": fields})
         return reply(result.response)
 
@@ -88,6 +105,7 @@ def create_app(
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_: RequestEntityTooLarge) -> Response:
+        _discard_body(request.environ, limit=4 * max_request_bytes)
         return bad_request(f"the body is larger than the limit of {max_request_bytes} bytes")
 
     @app.errorhandler(HTTPException)

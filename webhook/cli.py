@@ -21,6 +21,7 @@ from webhook.pinning import Refusal
 from webhook.resolver import Decision, LookupFailed
 from webhook.review import MalformedReview, parse_review
 from webhook.sources import SourceError
+from webhook.tracing import Trace, traced
 from webhook.wiring import Wiring
 
 
@@ -179,14 +180,34 @@ def _review(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    resolver = Wiring(config, record_events=False).resolver
-    decision = resolver.decide(resolver.facts_for_slug(args.slug, args.pin))
+    resolver, trace = traced(Wiring(config, record_events=False).resolver)
+    try:
+        decision = resolver.decide(resolver.facts_for_slug(args.slug, args.pin))
+    except LookupFailed:
+        print(render_answers(answers(trace)), file=sys.stderr)
+        raise
     report = explanation(config, decision)
+    report["sources"] = answers(trace)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(render_explanation(report))
     return 0
+
+
+def answers(trace: Trace) -> list[dict[str, Any]]:
+    return [
+        {"source": a.source, "question": a.question, "answer": a.answer, "ms": a.milliseconds}
+        for a in trace.answers
+    ]
+
+
+def render_answers(rows: list[dict[str, Any]]) -> str:
+    lines = ["sources"]
+    for row in rows:
+        lines.append(f"  {row['source']}: {row['question']}")
+        lines.append(f"      -> {row['answer']} ({row['ms']} ms)")
+    return "\n".join(lines)
 
 
 def explanation(config: Config, decision: Decision) -> dict[str, Any]:
@@ -233,6 +254,8 @@ def render_explanation(report: dict[str, Any]) -> str:
         lines.append(f"             why: {image['why']}")
     for repo in report["configRepos"]:
         lines.append(f"{repo['name']:<12} {repo['sha']} (env {repo['env']})")
+    if report.get("sources"):
+        lines.append(render_answers(report["sources"]))
     return "\n".join(lines)
 
 

@@ -42,9 +42,10 @@ class ServerConfig:
     host: str = "0.0.0.0"  # noqa: S104 - a pod must listen on its pod IP
     cert_file: Path = key("certFile", default=Path("certs/tls.crt"))
     key_file: Path = key("keyFile", default=Path("certs/tls.key"))
-    workers: int = 2
-    threads: int = 8
+    workers: int = 1  # caches are per process: one worker makes one backend call per key
+    threads: int = 16
     max_request_bytes: int = key("maxRequestBytes", default=6 * 1024 * 1024)
+    drain_seconds: float = key("drainSeconds", default=5.0)
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,21 @@ class ConfigRepoConfig:
 
 
 @dataclass(frozen=True)
+class CacheConfig:
+    """How long answers are trusted; see README "Caching" for the reasoning."""
+
+    image_refresh_seconds: float = key("imageRefreshSeconds", default=300.0)
+    image_max_stale_seconds: float = key("imageMaxStaleSeconds", default=3600.0)
+    enrollment_ttl_seconds: float = key("enrollmentTtlSeconds", default=3600.0)
+    not_enrolled_ttl_seconds: float = key("notEnrolledTtlSeconds", default=60.0)
+    enrollment_list_refresh_seconds: float = key("enrollmentListRefreshSeconds", default=300.0)
+    prefetch_enrollments: bool = key("prefetchEnrollments", default=True)
+    config_ttl_seconds: float = key("configTtlSeconds", default=3600.0)
+    config_tip_ttl_seconds: float = key("configTipTtlSeconds", default=60.0)
+    max_entries: int = key("maxEntries", default=20000)
+
+
+@dataclass(frozen=True)
 class Config:
     images: tuple[ImageConfig, ...]
     enrollments: EnrollmentSource
@@ -161,6 +177,7 @@ class Config:
     server: ServerConfig = ServerConfig()
     config_repos: tuple[ConfigRepoConfig, ...] = key("configRepos", default=())
     static: Path | None = None
+    cache: CacheConfig = CacheConfig()
     kubernetes: KubernetesConfig | None = None
 
     def uses_static(self) -> bool:
@@ -225,6 +242,8 @@ def _check(config: Config) -> None:
     for name in ("port", "workers", "threads", "max_request_bytes"):
         if getattr(config.server, name) <= 0:
             raise ConfigError(f"server.{_yaml_key(ServerConfig, name)}: must be positive")
+    if config.cache.max_entries <= 0:
+        raise ConfigError("cache.maxEntries: must be positive")
     if config.kubernetes is not None:
         _check_kubernetes(config.kubernetes)
 
@@ -295,6 +314,10 @@ def _value(hint: Any, value: Any, path: str, base_dir: Path) -> Any:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{path}: must be a file path, got {_kind(value)}")
         return base_dir / value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: must be true or false, got {_kind(value)}")
+        return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"{path}: must be a positive number, got {value!r}")

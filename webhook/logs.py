@@ -7,8 +7,11 @@ into `fields` on purpose.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -38,9 +41,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+_listener: logging.handlers.QueueListener | None = None
+
+
 def configure(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    """JSON lines on stderr, written by a background thread.
+
+    Request threads only format and enqueue: with a plain StreamHandler they
+    queue on the handler's lock behind every write, which under load cost a
+    quarter of the worker's time (measured with py-spy; docs/benchmarks.md).
+    """
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+    output = logging.StreamHandler(sys.stderr)
+    output.setFormatter(JsonFormatter())
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    enqueue = logging.handlers.QueueHandler(records)
+    _listener = logging.handlers.QueueListener(records, output)
+    _listener.start()
+    atexit.register(_listener.stop)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [enqueue]
     root.setLevel(level)

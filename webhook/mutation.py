@@ -3,11 +3,15 @@
 The annotations written here are the pod's record of what it was pinned to.
 Reading them back makes re-invocation idempotent: a pod that already carries
 its result is recognised without any lookup and gets an empty patch.
+
+The copy shares every part of the pod it does not change (copy on write
+along the changed paths only): a pod carries kilobytes of managedFields and
+volumes that a deep copy, and then the diff, would walk for nothing. The
+patch derivation skips shared parts by identity.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,10 +107,13 @@ def pin_pod(
     original: str | None = None,
 ) -> dict[str, Any]:
     """A copy of `pod` running the decided images and config SHAs, annotated."""
-    after = copy.deepcopy(dict(pod))
+    after = dict(pod)
+    spec = after["spec"] = dict(after["spec"])
+    for field in {t.field for t in facts.targets}:
+        spec[field] = list(spec[field])
     pinned: list[str] = []
     for target in facts.targets:
-        container = after["spec"][target.field][target.index]
+        container = spec[target.field][target.index] = dict(spec[target.field][target.index])
         digest = None if target.pinned else decision.digest_for(target.repository)
         if digest is not None:
             container["image"] = target.ref.pinned_to(digest)
@@ -122,28 +129,30 @@ def pin_pod(
 
 def mark_error(pod: Mapping[str, Any], message: str) -> dict[str, Any]:
     """A copy of `pod` admitted unchanged but for the reason it could not be pinned."""
-    after = copy.deepcopy(dict(pod))
+    after = dict(pod)
     _annotate(after, {PIN_ERROR: message})
     return after
 
 
 def _annotate(pod: dict[str, Any], notes: Mapping[str, str]) -> None:
-    metadata = pod.setdefault("metadata", {})
-    annotations = metadata.get("annotations")
-    if annotations is None:
-        annotations = metadata["annotations"] = {}
-    annotations.update(notes)
+    """Set annotations on `pod`, a shallow copy whose metadata is still shared."""
+    metadata = pod["metadata"] = dict(pod.get("metadata") or {})
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), **notes}
 
 
 def _set_env(container: dict[str, Any], name: str, value: str, path: str) -> None:
+    """Set `name` in `container` (a private copy) without touching the shared env list."""
     env = container.get("env")
     if env is None:
-        env = container["env"] = []
+        env = []
     if not isinstance(env, list) or not all(isinstance(e, dict) for e in env):
         raise MalformedPod(f"{path}.env must be a list of objects")
-    entries = [e for e in env if e.get("name") == name]
-    for entry in entries:
-        entry.pop("valueFrom", None)
-        entry["value"] = value
-    if not entries:
-        env.append({"name": name, "value": value})
+    replaced = [
+        {**{k: v for k, v in e.items() if k != "valueFrom"}, "value": value}
+        if e.get("name") == name
+        else e
+        for e in env
+    ]
+    if not any(e.get("name") == name for e in env):
+        replaced.append({"name": name, "value": value})
+    container["env"] = replaced

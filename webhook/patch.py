@@ -18,6 +18,8 @@ def escape(token: str) -> str:
 
 
 def json_patch(before: Any, after: Any, path: str = "") -> list[Operation]:
+    if before is after:
+        return []  # a part the mutation shared, not copied: unchanged by construction
     if type(before) is not type(after):
         return [{"op": "replace", "path": path, "value": after}]
     if isinstance(before, dict):

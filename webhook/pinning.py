@@ -113,9 +113,11 @@ def is_digest(value: str) -> bool:
 
 
 def describe_value(value: str, limit: int = 80) -> str:
-    """Quote untrusted text for a message: printable ASCII, bounded length."""
-    text = value if len(value) <= limit else value[:limit] + "..."
-    return ascii(text)
+    """Quote untrusted text for a message: printable ASCII, at most `limit` + 3 characters."""
+    shown = ascii(value[:limit])
+    if len(value) > limit or len(shown) > limit + 2:
+        return shown[:limit] + "..."
+    return shown
 
 
 def validate_slug(slug: str) -> str:

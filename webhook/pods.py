@@ -7,6 +7,7 @@ refused with a clear message instead of an exception deep in the resolver.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ LABEL_WORKFLOW = "workflows.argoproj.io/workflow"
 ANNOTATION_PIN_DIGEST = "jetstream/pin-digest"
 
 SLUG_FLAGS = ("--experiment_slug", "--experiment-slug")
+_SPACE = re.compile(r"\s")
 CONTAINER_FIELDS = ("initContainers", "containers")
 _DOCKER_HUB = "docker.io"
 
@@ -87,7 +89,7 @@ class PodFacts:
 
 def parse_image(image: str) -> ImageRef | None:
     """Split `repo[:tag][@digest]`; None for text that is no image reference."""
-    if not image or any(ch.isspace() for ch in image):
+    if not image or _SPACE.search(image):
         return None
     name, _, digest = image.partition("@")
     tag: str | None = None
@@ -132,7 +134,7 @@ def _split_shell_words(argv: Sequence[str]) -> list[str]:
     """`sh -c "jetstream run --experiment_slug=x"` hides the flag inside one argument."""
     tokens: list[str] = []
     for arg in argv:
-        if any(ch.isspace() for ch in arg):
+        if _SPACE.search(arg):
             try:
                 tokens.extend(shlex.split(arg))
             except ValueError:

@@ -122,8 +122,9 @@ class Resolver:
             )
             when = enrolled_at or self.now()
         choices = {repo: self._choose(slug, self.images[repo], pin, when) for repo in pending}
+        # Config repos follow the enrollment time; not enrolled (or latest) means the tip.
         shas = {
-            repo.name: self._lookup(slug, repo.history.name, _sha_at(repo.history, when))
+            repo.name: self._lookup(slug, repo.history.name, _sha_at(repo.history, enrolled_at))
             for repo in self.config_repos
         }
         reason = pod_reason(

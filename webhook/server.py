@@ -3,16 +3,27 @@
 The master process validates the whole configuration once (so a broken
 config fails the start, not the first pod); each worker then builds its own
 sources after the fork, because background threads do not survive a fork.
+
+Shutdown drains: on SIGTERM the master first marks the server as draining
+(every worker's /readyz turns 503 so the endpoint leaves the Service) and
+keeps serving for `server.drainSeconds`, then stops gunicorn gracefully, which
+lets requests in flight finish before the workers exit.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
-from webhook import logs
+from webhook import logs, metrics
 from webhook.config import Config
 from webhook.tls import ReloadingContext, gunicorn_hook
 from webhook.wiring import Wiring
@@ -36,10 +47,59 @@ LOG_CONFIG: dict[str, Any] = {
 }
 
 
+class RuntimeState:
+    """A directory shared by the master and its workers: metrics files, the drain flag."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.metrics = root / "metrics"
+        self.drain_flag = root / "draining"
+
+    @classmethod
+    def create(cls) -> RuntimeState:
+        return cls(Path(tempfile.mkdtemp(prefix="jetstream-pin-")))
+
+    def draining(self) -> bool:
+        return self.drain_flag.exists()
+
+
+class DrainingArbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's master, with a drain period before the graceful stop on SIGTERM."""
+
+    def __init__(self, app: WebhookServer) -> None:
+        super().__init__(app)
+        self.state = app.state
+        self.drain_seconds = app.webhook_config.server.drain_seconds
+
+    def handle_term(self) -> None:
+        self.state.drain_flag.touch()
+        self.log.info("SIGTERM: draining for %ss before stopping", self.drain_seconds)
+        deadline = time.monotonic() + self.drain_seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+        raise StopIteration
+
+
+def _worker_exited(_server: Any, worker: Any) -> None:
+    metrics.worker_exited(worker.pid)
+
+
 class WebhookServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, config: Config) -> None:
+    """gunicorn serving the webhook; `app_factory` swaps the app (the benchmark's no-op)."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: RuntimeState,
+        app_factory: Callable[[Config, RuntimeState], Flask] | None = None,
+    ) -> None:
         self.webhook_config = config
+        self.state = state
+        self.app_factory = app_factory
         super().__init__()
+
+    def run(self) -> None:
+        DrainingArbiter(self).run()
 
     def load_config(self) -> None:
         server = self.webhook_config.server
@@ -61,6 +121,8 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             "proc_name": "jetstream-pin",
             "limit_request_line": 8190,
             "forwarded_allow_ips": "",
+            "child_exit": _worker_exited,
+            "on_exit": lambda _server: shutil.rmtree(self.state.root, ignore_errors=True),
         }
         if "control_socket_disable" in self.cfg.settings:
             settings["control_socket_disable"] = True  # no writable home in a hardened pod
@@ -69,9 +131,15 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         logs.configure()
-        return Wiring(self.webhook_config).app()
+        if self.app_factory is not None:
+            return self.app_factory(self.webhook_config, self.state)
+        wiring = Wiring(self.webhook_config, draining=self.state.draining)
+        wiring.start_background()
+        return wiring.app()
 
 
 def serve(config: Config) -> None:
     Wiring(config).admitter  # noqa: B018 - validate every source before forking workers
-    WebhookServer(config).run()
+    state = RuntimeState.create()
+    metrics.enable_multiprocess(state.metrics)
+    WebhookServer(config, state).run()

@@ -7,6 +7,8 @@ start-up with a message instead of failing the first pod.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,13 @@ from webhook.config import (
 )
 from webhook.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.sources import ConfigHistory, EnrollmentClock, ImageHistory, OverrideSource
+from webhook.sources.bigquery import BigQueryEnrollments
+from webhook.sources.cached import CachedConfigHistory, CachedEnrollments, CachedImageHistory
+from webhook.sources.instrumented import (
+    InstrumentedConfigHistory,
+    InstrumentedEnrollments,
+    InstrumentedImages,
+)
 from webhook.sources.static import (
     StaticConfigHistory,
     StaticData,
@@ -31,6 +40,8 @@ from webhook.sources.static import (
     StaticImages,
     StaticOverrides,
 )
+
+WARMUP_GRACE_SECONDS = 10.0
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -54,9 +65,16 @@ class SplitOverrides:
 class Wiring:
     """Builds each part once; tests and the CLI take the parts they need."""
 
-    def __init__(self, config: Config, record_events: bool = True) -> None:
+    def __init__(
+        self,
+        config: Config,
+        draining: Callable[[], bool] = lambda: False,
+        record_events: bool = True,
+    ) -> None:
         self.config = config
+        self.draining = draining
         self.record_events = record_events  # False for `review`: a CLI run posts no Event
+        self._started = time.monotonic()
 
     @cached_property
     def static_data(self) -> StaticData:
@@ -71,7 +89,7 @@ class Wiring:
         source = self.config.enrollments
         if isinstance(source, StaticSource):
             return StaticEnrollments(self.static_data)
-        raise ConfigError(f"enrollments.type: {source.type} is not available in this build")
+        return BigQueryEnrollments(source)
 
     def image_history(self, image: ImageConfig) -> ImageHistory:
         source = image.history
@@ -138,15 +156,59 @@ class Wiring:
         return [EventRecorder(self.kube_api, max(kube.timeout_seconds, 5.0), kube.event_queue_size)]
 
     @cached_property
-    def resolver(self) -> Resolver:
-        images = [
-            ImageTarget(i.repository, i.breaking_tag, self.image_history(i))
+    def cached_images(self) -> list[CachedImageHistory]:
+        return [
+            CachedImageHistory(InstrumentedImages(self.image_history(i)), self.config.cache)
             for i in self.config.images
         ]
-        repos = [
-            ConfigRepo(r.name, r.env, self.config_history(r)) for r in self.config.config_repos
+
+    @cached_property
+    def cached_enrollments(self) -> CachedEnrollments:
+        raw = self.enrollments()
+        clock = InstrumentedEnrollments(raw)
+        prefetch = self.config.cache.prefetch_enrollments and isinstance(raw, BigQueryEnrollments)
+        return CachedEnrollments(clock, self.config.cache, clock if prefetch else None)
+
+    @cached_property
+    def resolver(self) -> Resolver:
+        images = [
+            ImageTarget(i.repository, i.breaking_tag, history)
+            for i, history in zip(self.config.images, self.cached_images, strict=True)
         ]
-        return Resolver(images, self.enrollments(), repos, self.overrides())
+        repos = [
+            ConfigRepo(
+                r.name,
+                r.env,
+                CachedConfigHistory(
+                    InstrumentedConfigHistory(self.config_history(r)), self.config.cache
+                ),
+            )
+            for r in self.config.config_repos
+        ]
+        return Resolver(images, self.cached_enrollments, repos, self.overrides())
+
+    def start_background(self) -> None:
+        """Keep image histories and the enrollment listing warm (call after forking)."""
+        self._started = time.monotonic()
+        for history in self.cached_images:
+            history.start()
+        self.cached_enrollments.start()
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once the image histories are warm, or after a grace period in any case.
+
+        A backend outage must not take the webhook out of its Service: then the
+        failure policy (a 503 Argo retries, or `onError: allow`) decides, not a
+        "failed calling webhook" from the API server.
+        """
+        if self.draining():
+            return False, "draining: shutting down"
+        cold = [h.name for h in self.cached_images if not h.history.warm]
+        if not cold:
+            return True, "ready"
+        if time.monotonic() - self._started > WARMUP_GRACE_SECONDS:
+            return True, f"ready; not warm yet: {', '.join(cold)}"
+        return False, f"warming up: {', '.join(cold)}"
 
     @cached_property
     def admitter(self) -> Admitter:
@@ -160,4 +222,4 @@ class Wiring:
         )
 
     def app(self) -> Flask:
-        return create_app(self.admitter, self.config.server.max_request_bytes)
+        return create_app(self.admitter, self.config.server.max_request_bytes, self.readiness)

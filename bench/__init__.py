@@ -1,0 +1,1 @@
+"""Benchmarks: `scripts/bench` (see docs/benchmarks.md). Not part of the package."""

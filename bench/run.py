@@ -1,0 +1,309 @@
+"""The benchmark: the real server under load from another process, against a no-op baseline.
+
+Run it with `scripts/bench` (installs wrk). Everything runs on 127.0.0.1:
+the webhook under gunicorn with TLS and keep-alive, the backends as local
+stand-ins (BigQuery answering after 150 ms, the Artifact Registry listing
+after 1 s), the load from `wrk` (a separate C process) or, for the
+count-based cold burst, from Python threads. Prints one markdown table with
+each scenario's ratio to the no-op baseline measured in the same run, then
+the peak RSS of a worker holding 10,000 cached experiments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.bigquery_standin import FakeBigQuery, running_bigquery
+from tests.builders import argo_pod, digest, fixture_review, review_of
+from tests.servers import Server, example_config, running_server
+from tests.standins import Reply, Request, StandIn, json_reply, serving
+
+HERE = Path(__file__).resolve().parent
+FIXTURES = ["01-create-emissary-v3.6.json", "02-create-label-slug-v3.5.json"]
+BIGQUERY_DELAY = 0.150
+REGISTRY_DELAY = 1.0
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+class FakeArtifactRegistry:
+    """dockerImages.list for one repository: 30 releases, one of them `breaking`."""
+
+    def __init__(self) -> None:
+        start = datetime(2023, 1, 1, 13, tzinfo=UTC)
+        self.images = []
+        for n in range(30):
+            tags = [f"v{n}"] + (["breaking"] if n == 20 else []) + (["latest"] if n == 29 else [])
+            uploaded = start + timedelta(days=20 * n)
+            self.images.append(
+                {
+                    "name": "projects/moz-fx-data-experiments/locations/us/repositories/gcr.io/"
+                    f"dockerImages/jetstream@{digest(f'bench-{n}')}",
+                    "uri": f"us-docker.pkg.dev/x/gcr.io/jetstream@{digest(f'bench-{n}')}",
+                    "tags": tags,
+                    "uploadTime": uploaded.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                }
+            )
+        self.delay = 0.0
+
+    def route(self, request: Request) -> Reply:
+        reply = json_reply({"dockerImages": self.images})
+        reply.delay = self.delay
+        return reply
+
+
+def listings(stand_in: StandIn) -> int:
+    return sum(1 for r in stand_in.calls() if r.path.endswith("/dockerImages"))
+
+
+def webhook_config(workdir: Path, bigquery: str, registry: str, prefetch: bool) -> dict[str, Any]:
+    config = example_config(workdir)
+    config["server"].update(workers=1, threads=16)
+    config["images"][0]["history"] = {
+        "type": "artifactregistry", "project": "moz-fx-data-experiments", "location": "us",
+        "repository": "gcr.io", "image": "jetstream", "credentials": "anonymous",
+        "endpoint": registry, "timeoutSeconds": 5,
+    }  # fmt: skip
+    config["enrollments"] = {
+        "type": "bigquery", "project": "moz-fx-data-experiments", "dataset": "mozanalysis",
+        "credentials": "anonymous", "endpoint": bigquery, "timeoutSeconds": 5,
+    }  # fmt: skip
+    config["cache"] = {"prefetchEnrollments": prefetch}
+    return config
+
+
+def wait_ready(server: Server, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.session.get(f"{server.url}/readyz", timeout=5).status_code == 200:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the webhook did not become ready")
+
+
+def run_wrk(name: str, url: str, bodies: Sequence[Path], seconds: int, connections: int) -> Result:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk is missing: apt-get install -y wrk (scripts/bench does this)")
+    command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(HERE / "review.lua"),
+               f"{url}/mutate", "--", *map(str, bodies)]  # fmt: skip
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in output.splitlines() if line.startswith("{"))
+    data = json.loads(line)
+    return Result(name, data["requests"], data["duration_us"] / 1e6, data["errors"],
+                  data["p50"] / 1000, data["p99"] / 1000, data["max"] / 1000)  # fmt: skip
+
+
+def check_answer(server: Server, review: dict[str, Any], patched: bool) -> None:
+    body = server.post_review(review).json()["response"]
+    if body["uid"] != review["request"]["uid"] or body["allowed"] is not True:
+        raise RuntimeError(f"unexpected answer before the load: {body}")
+    if ("patch" in body) != patched:
+        raise RuntimeError(f"expected patched={patched}: {body}")
+
+
+def burst(server: Server, reviews: Sequence[dict[str, Any]], concurrency: int) -> Result:
+    """Send every review at once (up to `concurrency` in flight); time until the last answer."""
+    local = threading.local()
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+
+    def send(review: dict[str, Any]) -> None:
+        nonlocal errors
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+            session.trust_env = False
+            session.verify = str(server.ca_file)
+        started = time.perf_counter()
+        try:
+            reply = session.post(f"{server.url}/mutate", json=review, timeout=30)
+            ok = reply.status_code == 200 and reply.json()["response"].get("patch")
+        except requests.RequestException:
+            ok = False
+        elapsed = time.perf_counter() - started
+        with lock:
+            latencies.append(elapsed)
+            errors += 0 if ok else 1
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(send, reviews))
+    seconds = time.perf_counter() - started
+    ordered = sorted(latencies)
+    return Result(
+        "cold burst", len(reviews), seconds, errors,
+        statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99) - 1] * 1000,
+        ordered[-1] * 1000,
+    )  # fmt: skip
+
+
+def worker_rss_kib(master: int) -> list[int]:
+    """Peak resident set (VmHWM) of each gunicorn worker, children of the master."""
+    sizes = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("PPid", "").strip() == str(master):
+            sizes.append(int(fields["VmHWM"].split()[0]))
+    return sizes
+
+
+@contextmanager
+def backends(tables: int) -> Iterator[tuple[FakeBigQuery, FakeArtifactRegistry, StandIn]]:
+    registry = FakeArtifactRegistry()
+    fake = FakeBigQuery()
+    base = datetime(2023, 2, 1, tzinfo=UTC)
+    for n in range(tables):
+        fake.add(f"enrollments_bench_{n}", base + timedelta(hours=13 * n % 20000))
+    fake.add("enrollments_firefox_desktop_private_browsing_redesign_rollout", base)
+    fake.add("enrollments_android_onboarding_notification_permission_v2", base)
+    with running_bigquery(fake) as bigquery, serving(registry.route) as stand_in:
+        yield bigquery, registry, stand_in
+
+
+def write_bodies(workdir: Path, name: str, reviews: Sequence[dict[str, Any]]) -> list[Path]:
+    paths = []
+    for n, review in enumerate(reviews):
+        path = workdir / f"{name}-{n}.json"
+        path.write_text(json.dumps(review))
+        paths.append(path)
+    return paths
+
+
+def table(results: Sequence[Result], baseline: Result) -> str:
+    lines = [
+        "| scenario | requests | req/s | p50 ms | p99 ms | max ms | errors | req/s vs no-op |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.name} | {r.requests} | {r.rate:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
+            f"{r.max_ms:.1f} | {r.errors} | {r.rate / baseline.rate:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
+    parser.add_argument("--connections", type=int, default=16, help="wrk keep-alive connections")
+    parser.add_argument("--burst", type=int, default=500, help="pods in the cold burst")
+    parser.add_argument("--slugs", type=int, default=250, help="distinct slugs in the burst")
+    parser.add_argument("--cached", type=int, default=10_000, help="experiments for the RSS run")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="jetstream-pin-bench-"))
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        return _run(args, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, workdir: Path) -> int:
+    fixtures = [fixture_review(name) for name in FIXTURES]
+    passthrough = [review_of(argo_pod(None))]
+    results: list[Result] = []
+    with backends(args.slugs) as (bigquery, registry, stand_in), ExitStack() as stack:
+        assert bigquery.stand_in is not None
+        bq_url, reg_url = bigquery.stand_in.url, stand_in.url
+
+        noop_dir = workdir / "noop"
+        noop_config = webhook_config(noop_dir, bq_url, reg_url, prefetch=True)
+        noop = stack.enter_context(running_server(noop_dir, noop_config, module=["bench.noop"]))
+        baseline = run_wrk("(a) no-op baseline", noop.url,
+                           write_bodies(workdir, "fixture", fixtures), args.seconds,
+                           args.connections)  # fmt: skip
+        results.append(baseline)
+        stack.close()
+
+        bigquery.delay, registry.delay = BIGQUERY_DELAY, REGISTRY_DELAY
+        warm_dir = workdir / "warm"
+        with running_server(warm_dir, webhook_config(warm_dir, bq_url, reg_url, True)) as warm:
+            wait_ready(warm)
+            for review in fixtures:
+                check_answer(warm, review, patched=True)
+            check_answer(warm, passthrough[0], patched=False)
+            results.append(run_wrk("(b) pass-through (no slug)", warm.url,
+                                   write_bodies(workdir, "pass", passthrough), args.seconds,
+                                   args.connections))  # fmt: skip
+            results.append(run_wrk("(c) warm pinned Argo fixtures", warm.url,
+                                   write_bodies(workdir, "fixture", fixtures), args.seconds,
+                                   args.connections))  # fmt: skip
+
+        cold_dir = workdir / "cold"
+        gets_before, listings_before = bigquery.gets(), listings(stand_in)
+        with running_server(cold_dir, webhook_config(cold_dir, bq_url, reg_url, False)) as cold:
+            reviews = [review_of(argo_pod(f"bench-{n % args.slugs}")) for n in range(args.burst)]
+            cold_result = burst(cold, reviews, concurrency=100)
+            cold_result.name = f"(d) cold burst: {args.burst} pods, {args.slugs} slugs"
+        results.append(cold_result)
+        bigquery_calls = bigquery.gets() - gets_before
+        registry_calls = listings(stand_in) - listings_before
+        print(table(results, baseline))
+        print()
+        print(f"cold burst: admitted in {cold_result.seconds:.2f} s; "
+              f"{bigquery_calls} BigQuery tables.get for {args.slugs} slugs; "
+              f"{registry_calls} registry listing(s)")  # fmt: skip
+
+    rss = measure_rss(workdir, args.cached)
+    print(f"peak RSS per worker with {args.cached} experiments cached: "
+          f"{', '.join(f'{kib / 1024:.1f} MiB' for kib in rss)}")  # fmt: skip
+    return 0
+
+
+def measure_rss(workdir: Path, count: int) -> list[int]:
+    """Warm a fresh webhook with `count` distinct enrolled experiments, then read VmHWM."""
+    with backends(count) as (bigquery, _registry, stand_in):
+        assert bigquery.stand_in is not None
+        rss_dir = workdir / "rss"
+        config = webhook_config(rss_dir, bigquery.stand_in.url, stand_in.url, prefetch=True)
+        with running_server(rss_dir, config) as server:
+            wait_ready(server)
+            reviews = [review_of(argo_pod(f"bench-{n}")) for n in range(count)]
+            result = burst(server, reviews, concurrency=16)
+            if result.errors:
+                raise RuntimeError(f"{result.errors} errors while warming {count} experiments")
+            return worker_rss_kib(server.process.pid)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The real google-cloud-bigquery client against a local stand-in of the BigQuery REST API."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from tests.bigquery_standin import FakeBigQuery, running_bigquery
+from tests.builders import utc
+from tests.standins import Reply, json_reply
+from webhook.config import BigQuerySource
+from webhook.sources import SourceError
+from webhook.sources.bigquery import BigQueryEnrollments
+
+
+@pytest.fixture
+def bigquery() -> Iterator[FakeBigQuery]:
+    with running_bigquery() as fake:
+        fake.add("enrollments_my_experiment", utc("2023-01-01T00:00:00Z"))
+        fake.add(
+            "enrollments_rerun_skipped",
+            utc("2023-01-01T00:00:00Z"),
+            last_updated=1700000000,
+            description="rerun-skipped",
+        )
+        fake.add("statistics_my_experiment_week_1", utc("2023-01-08T00:00:00Z"))
+        yield fake
+
+
+def source(
+    url: str, timeout: float = 2.0, project: str = "moz-fx-data-experiments"
+) -> BigQueryEnrollments:
+    return BigQueryEnrollments(
+        BigQuerySource("bigquery", project, "mozanalysis", "anonymous", url, timeout)
+    )
+
+
+def test_creation_time_label_and_not_found(bigquery: FakeBigQuery) -> None:
+    assert bigquery.stand_in is not None
+    clock = source(bigquery.stand_in.url)
+    assert clock.enrolled_at("my-experiment") == utc("2023-01-01T00:00:00Z")
+    assert clock.enrolled_at("my_experiment") == utc("2023-01-01T00:00:00Z")
+    assert clock.enrolled_at("rerun.skipped") == utc("2023-11-14T22:13:20Z")
+    assert clock.enrolled_at("never-enrolled") is None
+    paths = [r.path for r in bigquery.stand_in.calls()]
+    assert paths[0].endswith(
+        "/projects/moz-fx-data-experiments/datasets/mozanalysis/tables/enrollments_my_experiment"
+    )
+    assert all("authorization" not in r.headers for r in bigquery.stand_in.calls())
+
+
+def test_listing_pages_through_every_enrollments_table(bigquery: FakeBigQuery) -> None:
+    assert bigquery.stand_in is not None
+    for day in range(1, 8):
+        bigquery.add(f"enrollments_exp_{day}", utc(f"2024-01-0{day}T00:00:00Z"))
+    bigquery.page_size = 3
+    listed = source(bigquery.stand_in.url).list_enrolled()
+    assert bigquery.lists() == 4  # 10 tables, 3 per page
+    assert sorted(e.slug for e in listed) == sorted(
+        ["my_experiment", "rerun_skipped", *(f"exp_{d}" for d in range(1, 8))]
+    )
+    by_slug = {e.slug: e for e in listed}
+    assert by_slug["rerun_skipped"].enrolled_at == utc("2023-11-14T22:13:20Z")
+    assert {e.slug_source for e in listed} == {"table-name"}
+
+
+def test_missing_dataset(bigquery: FakeBigQuery) -> None:
+    assert bigquery.stand_in is not None
+    with pytest.raises(SourceError, match=r"dataset nope\.mozanalysis not found"):
+        source(bigquery.stand_in.url, project="nope").list_enrolled()
+
+
+@pytest.mark.parametrize(
+    ("reply", "cause"),
+    [
+        (
+            json_reply({"error": {"code": 403, "message": "Access Denied"}}, 403),
+            "HTTP 403: not authorized",
+        ),
+        (
+            json_reply({"error": {"code": 401, "message": "Login Required"}}, 401),
+            "not authorized: the credentials were refused",
+        ),
+        (json_reply({"error": {"code": 500, "message": "backendError"}}, 500), "HTTP 500"),
+        (json_reply({"error": {"code": 503, "message": "unavailable"}}, 503), "HTTP 503"),
+        (
+            Reply(200, b"{this is not json", {"Content-Type": "application/json"}),
+            "malformed answer",
+        ),
+        (
+            Reply(200, b"{}", {"Content-Type": "application/json"}, delay=1.5),
+            "timed out after 0.5s",
+        ),
+        (
+            json_reply({"tableReference": {"projectId": "p", "datasetId": "d", "tableId": "t"}}),
+            "has no creationTime",
+        ),
+        (
+            json_reply(
+                {
+                    "tableReference": {"projectId": "p", "datasetId": "d", "tableId": "t"},
+                    "creationTime": "1",
+                    "labels": {"last_updated": "yesterday"},
+                }
+            ),
+            "last_updated='yesterday': not epoch seconds",
+        ),
+    ],
+    ids=["403", "401", "500", "503", "malformed", "slow", "no creationTime", "bad label"],
+)
+def test_faults_are_source_errors(bigquery: FakeBigQuery, reply: Reply, cause: str) -> None:
+    assert bigquery.stand_in is not None
+    bigquery.stand_in.fault = reply
+    with pytest.raises(SourceError, match=cause) as caught:
+        source(bigquery.stand_in.url, timeout=0.5).enrolled_at("my-experiment")
+    assert caught.value.source == "bigquery moz-fx-data-experiments.mozanalysis"
+
+
+def test_connection_refused() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(SourceError, match="cannot connect"):
+        source(f"http://127.0.0.1:{port}").enrolled_at("my-experiment")

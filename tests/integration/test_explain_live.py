@@ -1,0 +1,60 @@
+"""`explain` against a live source shows what each source answered, and which one failed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.bigquery_standin import running_bigquery
+from tests.builders import EXAMPLES, utc
+from tests.standins import json_reply
+from webhook.cli import main
+
+
+def config_file(tmp_path: Path, bigquery_url: str) -> str:
+    config: dict[str, Any] = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
+    config["static"] = str(EXAMPLES / "static-data.yaml")
+    config["enrollments"] = {
+        "type": "bigquery", "project": "moz-fx-data-experiments", "dataset": "mozanalysis",
+        "credentials": "anonymous", "endpoint": bigquery_url, "timeoutSeconds": 1,
+    }  # fmt: skip
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_explain_shows_the_bigquery_answer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with running_bigquery() as bigquery:
+        assert bigquery.stand_in is not None
+        bigquery.add("enrollments_live_one", utc("2024-05-30T02:00:00Z"), last_updated=1717034400)
+        config = config_file(tmp_path, bigquery.stand_in.url)
+        assert main(["explain", "--config", config, "--slug", "live-one", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["enrolledAt"] == "2024-05-30T02:00:00Z"
+    (answer,) = [a for a in report["sources"] if a["source"].startswith("bigquery")]
+    assert answer == {
+        "source": "bigquery moz-fx-data-experiments.mozanalysis",
+        "question": "enrollment time of live-one",
+        "answer": "2024-05-30T02:00:00Z",
+        "ms": answer["ms"],
+    }
+
+
+def test_explain_names_the_failing_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with running_bigquery() as bigquery:
+        assert bigquery.stand_in is not None
+        bigquery.stand_in.fault = json_reply({"error": {"code": 503}}, 503)
+        config = config_file(tmp_path, bigquery.stand_in.url)
+        assert main(["explain", "--config", config, "--slug", "live-one"]) == 2
+    err = capsys.readouterr().err
+    assert "bigquery moz-fx-data-experiments.mozanalysis: enrollment time of live-one" in err
+    assert "FAILED: bigquery moz-fx-data-experiments.mozanalysis: tables.get" in err
+    assert "HTTP 503" in err

@@ -1,0 +1,194 @@
+"""TTL caches and background refresh: coalesced loads, bounded size, stale handling."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+import pytest
+
+from tests.builders import utc
+from tests.fakes import FakeCommits, FakeEnrollments, FakeImages
+from webhook.cache import Refreshing, TtlCache
+from webhook.config import CacheConfig
+from webhook.sources import EnrolledExperiment, SourceError
+from webhook.sources.cached import CachedConfigHistory, CachedEnrollments, CachedImageHistory
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_ttl_is_chosen_per_value() -> None:
+    clock = FakeClock()
+    cache = TtlCache[str, int | None](ttl=lambda v: 100 if v else 5, max_entries=10, clock=clock)
+    loads: list[str] = []
+
+    def load(key: str, value: int | None) -> int | None:
+        loads.append(key)
+        return value
+
+    cache.get("found", lambda: load("found", 1))
+    cache.get("missing", lambda: load("missing", None))
+    clock.now += 10
+    assert cache.get("found", lambda: load("found", 2)) == 1
+    assert cache.get("missing", lambda: load("missing", 3)) == 3
+    assert loads == ["found", "missing", "missing"]
+    assert (cache.stats.hits, cache.stats.misses, cache.stats.loads) == (1, 3, 3)
+
+
+def test_bounded_least_recently_used() -> None:
+    cache = TtlCache[int, int](ttl=lambda _: 100, max_entries=3)
+    for key in range(3):
+        cache.get(key, lambda k=key: k)  # type: ignore[misc]
+    cache.get(0, lambda: -1)  # touch 0: 1 is now the oldest
+    cache.get(3, lambda: 3)
+    assert len(cache) == 3
+    assert cache.peek(1) is None
+    assert cache.peek(0) == 0
+
+
+def test_concurrent_misses_make_one_load() -> None:
+    cache = TtlCache[str, str](ttl=lambda _: 100, max_entries=10)
+    calls = 0
+    gate = threading.Event()
+
+    def slow_load() -> str:
+        nonlocal calls
+        calls += 1
+        gate.wait(5)
+        return "value"
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        futures = [pool.submit(cache.get, "key", slow_load) for _ in range(32)]
+        time.sleep(0.2)
+        gate.set()
+        assert {f.result() for f in futures} == {"value"}
+    assert calls == 1
+
+
+def test_failures_reach_every_waiter_and_are_not_cached() -> None:
+    cache = TtlCache[str, str](ttl=lambda _: 100, max_entries=10)
+    gate = threading.Event()
+
+    def failing() -> str:
+        gate.wait(5)
+        raise SourceError("s", "down")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = [pool.submit(cache.get, "k", failing) for _ in range(8)]
+        time.sleep(0.2)
+        gate.set()
+        for future in futures:
+            with pytest.raises(SourceError):
+                future.result()
+    assert cache.get("k", lambda: "recovered") == "recovered"
+
+
+def test_refreshing_serves_without_waiting_until_too_stale() -> None:
+    clock = FakeClock()
+    loads = []
+
+    def load() -> int:
+        loads.append(clock.now)
+        return len(loads)
+
+    value = Refreshing(load, refresh_every=60, max_stale=600, name="v", clock=clock)
+    assert value.current() is None
+    assert value.get() == 1
+    clock.now += 300  # refresh due but the background thread is not running here
+    assert value.get() == 1
+    clock.now += 301  # beyond max_stale: the request loads itself
+    assert value.get() == 2
+    assert value.current() == 2
+
+
+def test_background_refresh_replaces_the_value() -> None:
+    counter = iter(range(1, 1000))
+    value = Refreshing(lambda: next(counter), refresh_every=0.1, max_stale=60, name="v")
+    value.start()
+    try:
+        deadline = time.monotonic() + 10
+        while (value.current() or 0) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (value.current() or 0) >= 3
+    finally:
+        value.stop()
+
+
+def test_background_refresh_failure_keeps_the_old_value() -> None:
+    answers: list[int | Exception] = [1, SourceError("s", "down")]
+
+    def load() -> int:
+        answer = answers[0] if len(answers) == 1 else answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    value = Refreshing(load, refresh_every=60, max_stale=600, name="v")
+    assert value.get() == 1
+    answers[:] = [SourceError("s", "down")]
+    with pytest.raises(SourceError):
+        value.refresh()
+    assert value.get() == 1
+
+
+CONFIG = CacheConfig()
+
+
+def test_cached_image_history_lists_once() -> None:
+    images = FakeImages()
+    cached = CachedImageHistory(images, CONFIG)
+    for _ in range(10):
+        cached.images()
+    assert images.calls == 1
+    assert cached.name == images.name
+
+
+def test_cached_enrollments_per_slug_and_not_enrolled() -> None:
+    clock = FakeEnrollments()
+    cached = CachedEnrollments(clock, CONFIG)
+    for _ in range(5):
+        cached.enrolled_at("my-experiment")
+        cached.enrolled_at("never-enrolled")
+    assert clock.calls == 2
+
+
+class Lister:
+    name = "lister"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def list_enrolled(self) -> list[EnrolledExperiment]:
+        self.calls += 1
+        return [EnrolledExperiment("my_experiment", utc("2023-02-01T00:00:00Z"), "table-name")]
+
+
+def test_prefetched_listing_answers_without_per_slug_calls() -> None:
+    clock = FakeEnrollments()
+    lister = Lister()
+    cached = CachedEnrollments(clock, CONFIG, lister)
+    assert cached.listing is not None
+    cached.listing.refresh()
+    assert cached.enrolled_at("my-experiment") == utc("2023-02-01T00:00:00Z")
+    assert clock.calls == 0
+    assert cached.enrolled_at("late-experiment") == utc("2024-03-01T00:00:00Z")
+    assert clock.calls == 1  # a table newer than the listing: asked for directly
+    assert lister.calls == 1
+
+
+def test_cached_config_history_by_time_and_tip() -> None:
+    commits = FakeCommits()
+    cached = CachedConfigHistory(commits, CONFIG)
+    moment: datetime = utc("2023-05-01T00:00:00Z")
+    for _ in range(3):
+        cached.sha_at(moment)
+        cached.sha_at(None)
+    assert commits.calls == 2

@@ -1,0 +1,87 @@
+"""Prometheus metrics, correct across gunicorn workers (multiprocess mode).
+
+Every metric here has labels, so no value exists until a worker first uses
+it: `enable_multiprocess` can then switch the value class after the
+configuration is read, before any worker forks. Names follow Prometheus
+conventions (`_total`, `_seconds`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    values,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+ADMISSIONS = Counter(
+    "jetstream_pin_admissions",
+    "Admission reviews answered, by outcome and pin reason.",
+    ["outcome", "reason"],
+)
+ADMISSION_SECONDS = Histogram(
+    "jetstream_pin_admission_duration_seconds",
+    "Time to answer one admission review (parse, decide, patch), by outcome.",
+    ["outcome"],
+    buckets=_FAST,
+)
+BACKEND_CALLS = Counter(
+    "jetstream_pin_backend_calls",
+    "Calls to a backend source (after the caches), by source kind and result.",
+    ["source", "result"],
+)
+BACKEND_SECONDS = Histogram(
+    "jetstream_pin_backend_duration_seconds",
+    "Duration of backend calls, by source kind.",
+    ["source"],
+    buckets=_FAST,
+)
+CACHE_REQUESTS = Counter(
+    "jetstream_pin_cache_requests",
+    "Cache lookups, by cache and result (hit or miss).",
+    ["cache", "result"],
+)
+IMAGE_HISTORY_AGE = Gauge(
+    "jetstream_pin_image_history_age_seconds",
+    "Seconds since the image history of a repository was last listed successfully "
+    "(the freshest worker's view).",
+    ["repository"],
+    multiprocess_mode="livemin",
+)
+
+
+def enable_multiprocess(directory: Path) -> None:
+    """Aggregate metrics of all gunicorn workers through files in `directory` (emptied)."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, mode=0o700)
+    os.environ[MULTIPROC_ENV] = str(directory)
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+
+
+def worker_exited(pid: int) -> None:
+    if os.environ.get(MULTIPROC_ENV):
+        _multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def exposition() -> bytes:
+    """The text format for a scrape: every worker's metrics when running multiprocess."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
