@@ -203,7 +203,7 @@ class Wiring:
             part.start()
 
     def readiness(self) -> tuple[bool, str]:
-        """Ready once the image histories are warm, or after a grace period in any case.
+        """Ready once histories and the enrollment listing are warm, or after a grace period.
 
         A backend outage must not take the webhook out of its Service: then the
         failure policy (a 503 Argo retries, or `onError: allow`) decides, not a
@@ -212,6 +212,9 @@ class Wiring:
         if self.draining():
             return False, "draining: shutting down"
         cold = [h.name for h in self.cached_images if not h.history.warm]
+        listing = self.cached_enrollments.listing
+        if listing is not None and not listing.warm:
+            cold.append(f"{self.cached_enrollments.name} listing")
         if not cold:
             return True, "ready"
         if time.monotonic() - self._started > WARMUP_GRACE_SECONDS:
