@@ -31,10 +31,11 @@ from typing import Any
 
 import requests
 
+from tests.artifactregistry_standin import SimpleArtifactRegistry, listings
 from tests.bigquery_standin import FakeBigQuery, running_bigquery
-from tests.builders import argo_pod, digest, fixture_review, review_of
+from tests.builders import argo_pod, fixture_review, review_of
 from tests.servers import Server, example_config, running_server
-from tests.standins import Reply, Request, StandIn, json_reply, serving
+from tests.standins import StandIn, serving
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = ["01-create-emissary-v3.6.json", "02-create-label-slug-v3.5.json"]
@@ -57,45 +58,10 @@ class Result:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-class FakeArtifactRegistry:
-    """dockerImages.list for one repository: 30 releases, one of them `breaking`."""
-
-    def __init__(self) -> None:
-        start = datetime(2023, 1, 1, 13, tzinfo=UTC)
-        self.images = []
-        for n in range(30):
-            tags = [f"v{n}"] + (["breaking"] if n == 20 else []) + (["latest"] if n == 29 else [])
-            uploaded = start + timedelta(days=20 * n)
-            self.images.append(
-                {
-                    "name": "projects/moz-fx-data-experiments/locations/us/repositories/gcr.io/"
-                    f"dockerImages/jetstream@{digest(f'bench-{n}')}",
-                    "uri": f"us-docker.pkg.dev/x/gcr.io/jetstream@{digest(f'bench-{n}')}",
-                    "tags": tags,
-                    "uploadTime": uploaded.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                }
-            )
-        self.delay = 0.0
-
-    def route(self, request: Request) -> Reply:
-        reply = json_reply({"dockerImages": self.images})
-        reply.delay = self.delay
-        return reply
-
-
-def listings(stand_in: StandIn) -> int:
-    return sum(1 for r in stand_in.calls() if r.path.endswith("/dockerImages"))
-
-
 def webhook_config(workdir: Path, bigquery: str, registry: str, prefetch: bool) -> dict[str, Any]:
     config = example_config(workdir)
     config["server"].update(workers=1, threads=16)
-    config["images"][0]["history"] = {
-        "type": "artifactregistry", "project": "moz-fx-data-experiments", "location": "us",
-        "repository": "gcr.io", "image": "jetstream", "credentials": "anonymous",
-        "endpoint": registry, "timeoutSeconds": 5,
-    }  # fmt: skip
+    config["images"][0]["history"] = SimpleArtifactRegistry().source(registry)
     config["enrollments"] = {
         "type": "bigquery", "project": "moz-fx-data-experiments", "dataset": "mozanalysis",
         "credentials": "anonymous", "endpoint": bigquery, "timeoutSeconds": 5,
@@ -188,8 +154,8 @@ def worker_rss_kib(master: int) -> list[int]:
 
 
 @contextmanager
-def backends(tables: int) -> Iterator[tuple[FakeBigQuery, FakeArtifactRegistry, StandIn]]:
-    registry = FakeArtifactRegistry()
+def backends(tables: int) -> Iterator[tuple[FakeBigQuery, SimpleArtifactRegistry, StandIn]]:
+    registry = SimpleArtifactRegistry()
     fake = FakeBigQuery()
     base = datetime(2023, 2, 1, tzinfo=UTC)
     for n in range(tables):

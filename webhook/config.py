@@ -9,6 +9,7 @@ relative to the config file's directory, like kubeconfig does.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import types
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -25,6 +27,12 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REPO_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_GITHUB_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/(?!\.\.?$)[A-Za-z0-9._-]{1,100}")
+_BRANCH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
+_HTTP_URL = re.compile(r"https?://[^/?#\s]+(/\S*)?$")
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_SCP_LIKE = re.compile(r"([^@/:\s]+@)?[^/:\s]{2,}:")
+_GIT_SCHEMES = frozenset({"https", "http", "ssh", "git", "file"})
 
 
 class ConfigError(ValueError):
@@ -73,6 +81,8 @@ class ArtifactRegistrySource:
     credentials: Literal["default", "anonymous"] = "default"
     endpoint: str | None = None
     timeout_seconds: float = key("timeoutSeconds", default=3.0)
+    # Registry v2 host of the repository, read only for a multi-arch index's children.
+    docker_endpoint: str | None = key("dockerEndpoint", default=None)
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,10 @@ class OciSource:
     name: str | None = None
     endpoint: str | None = None
     timeout_seconds: float = key("timeoutSeconds", default=3.0)
+    # A Docker config file (a mounted kubernetes.io/dockerconfigjson Secret).
+    auth_file: Path | None = key("authFile", default=None)
+    # Token realms on other hosts that may receive those credentials.
+    credential_hosts: tuple[str, ...] = key("credentialHosts", default=())
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,7 @@ class GithubSource:
     repo: str
     branch: str = "main"
     token_file: Path | None = key("tokenFile", default=None)
+    token_env: str | None = key("tokenEnv", default=None)
     endpoint: str | None = None
     timeout_seconds: float = key("timeoutSeconds", default=2.0)
 
@@ -106,7 +121,10 @@ class GitSource:
     type: Literal["git"]
     url: str
     branch: str = "main"
-    endpoint: str | None = None
+    endpoint: str | None = None  # fetch from here instead of `url` (an internal mirror)
+    mirror_dir: Path | None = key("mirrorDir", default=None)
+    fetch_interval_seconds: float = key("fetchIntervalSeconds", default=60.0)
+    fetch_timeout_seconds: float = key("fetchTimeoutSeconds", default=120.0)
     timeout_seconds: float = key("timeoutSeconds", default=5.0)
 
 
@@ -237,6 +255,7 @@ def _check(config: Config) -> None:
             raise ConfigError(f"configRepos[{index}]: name and env must be unique")
         names.add(repo.name)
         envs.add(repo.env)
+        _check_repo_history(repo.history, f"configRepos[{index}].history")
     if config.uses_static() and config.static is None:
         raise ConfigError("static: a source of type 'static' needs the data file set here")
     for name in ("port", "workers", "threads", "max_request_bytes"):
@@ -258,6 +277,73 @@ def _check_kubernetes(kube: KubernetesConfig) -> None:
             raise ConfigError(f"{where}.name: {ref.name!r} is not a valid ConfigMap name")
         if not _DNS_LABEL.fullmatch(ref.namespace):
             raise ConfigError(f"{where}.namespace: {ref.namespace!r} is not a valid namespace")
+
+
+def _check_repo_history(source: ConfigRepoSource, where: str) -> None:
+    """The GitHub and git keys that types alone cannot check."""
+    if isinstance(source, StaticSource):
+        return
+    if not is_branch_name(source.branch):
+        raise ConfigError(f"{where}.branch: {source.branch!r} is not a valid branch name")
+    if isinstance(source, GithubSource):
+        if source.endpoint is not None and not _HTTP_URL.match(source.endpoint):
+            raise ConfigError(f"{where}.endpoint: must be an http(s) URL")
+        if not _GITHUB_REPO.fullmatch(source.repo):
+            raise ConfigError(f"{where}.repo: {source.repo!r} must be 'owner/name'")
+        if source.token_file is not None and source.token_env is not None:
+            raise ConfigError(f"{where}: give tokenFile or tokenEnv, not both")
+        if source.token_env is not None and not _ENV_NAME.fullmatch(source.token_env):
+            raise ConfigError(f"{where}.tokenEnv: {source.token_env!r} is not a variable name")
+        has_token = source.token_file is not None or source.token_env is not None
+        if has_token and source.endpoint and not is_safe_for_credentials(source.endpoint):
+            raise ConfigError(
+                f"{where}.endpoint: a token is only sent over https (or to a loopback address)"
+            )
+        return
+    for name, url in (("url", source.url), ("endpoint", source.endpoint)):
+        problem = git_url_problem(url) if url is not None else None
+        if problem:
+            raise ConfigError(f"{where}.{name}: {problem}")
+
+
+def is_branch_name(name: str) -> bool:
+    """A conservative subset of git's ref-name rules (no option-like or odd names)."""
+    return bool(_BRANCH.fullmatch(name)) and ".." not in name and not name.endswith((".lock", "."))
+
+
+def is_safe_for_credentials(url: str) -> bool:
+    """https anywhere; plain http only to this machine (tests, a local proxy)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    host = parts.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def git_url_problem(url: str) -> str | None:
+    """Why `url` is not something git should fetch from, or None when it is fine."""
+    if url.startswith("-") or any(c.isspace() or ord(c) < 32 for c in url):
+        return "must not start with '-' or contain spaces or control characters"
+    if "::" in url.split("/", 1)[0]:
+        return "remote helpers ('transport::address') are not allowed"
+    scheme = _URL_SCHEME.match(url)
+    if scheme:
+        if scheme.group(1).lower() not in _GIT_SCHEMES:
+            return f"scheme must be one of {', '.join(sorted(_GIT_SCHEMES))}"
+        parts = urlsplit(url)
+        if parts.password and not is_safe_for_credentials(url):
+            return "credentials in the URL are only allowed over https"
+        return None
+    if _SCP_LIKE.match(url):
+        return None  # user@host:path, git's ssh shorthand
+    if not Path(url).is_absolute():
+        return "a local path must be absolute"
+    return None
 
 
 def _yaml_key(cls: type, name: str) -> str:

@@ -10,28 +10,46 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
 from flask import Flask
 
 from webhook.admission import Admitter, DecisionHook
 from webhook.app import create_app
 from webhook.config import (
+    ArtifactRegistrySource,
     Config,
     ConfigError,
     ConfigRepoConfig,
+    GcrSource,
+    GithubSource,
     ImageConfig,
+    OciSource,
     StaticSource,
 )
 from webhook.resolver import ConfigRepo, ImageTarget, Resolver
-from webhook.sources import ConfigHistory, EnrollmentClock, ImageHistory, OverrideSource
+from webhook.sources import (
+    ConfigHistory,
+    EnrollmentClock,
+    ImageHistory,
+    OverrideSource,
+    SourceError,
+)
+from webhook.sources.artifactregistry import ArtifactRegistryImages
 from webhook.sources.bigquery import BigQueryEnrollments
 from webhook.sources.cached import CachedConfigHistory, CachedEnrollments, CachedImageHistory
+from webhook.sources.dockerauth import AuthFileError, read_auth_file
+from webhook.sources.endpoints import check_endpoint, registry_host
+from webhook.sources.gcr import GcrImages
+from webhook.sources.git import GitConfigHistory
+from webhook.sources.github import GithubConfigHistory
 from webhook.sources.instrumented import (
     InstrumentedConfigHistory,
     InstrumentedEnrollments,
     InstrumentedImages,
 )
+from webhook.sources.oci import OciImages
 from webhook.sources.static import (
     StaticConfigHistory,
     StaticData,
@@ -62,6 +80,16 @@ class SplitOverrides:
         return self.slugs.slug_pin(slug)
 
 
+def _netloc(endpoint: str | None) -> list[str]:
+    return [urlsplit(endpoint).netloc] if endpoint else []
+
+
+class Background(Protocol):
+    """A source with work of its own (a git mirror's fetches), started after the fork."""
+
+    def start(self) -> None: ...
+
+
 class Wiring:
     """Builds each part once; tests and the CLI take the parts they need."""
 
@@ -75,6 +103,7 @@ class Wiring:
         self.draining = draining
         self.record_events = record_events  # False for `review`: a CLI run posts no Event
         self._started = time.monotonic()
+        self.background: list[Background] = []
 
     @cached_property
     def static_data(self) -> StaticData:
@@ -89,6 +118,7 @@ class Wiring:
         source = self.config.enrollments
         if isinstance(source, StaticSource):
             return StaticEnrollments(self.static_data)
+        check_endpoint(source.endpoint, "enrollments.endpoint")
         return BigQueryEnrollments(source)
 
     def image_history(self, image: ImageConfig) -> ImageHistory:
@@ -98,7 +128,25 @@ class Wiring:
                 return StaticImages(self.static_data, image.repository)
             except StaticDataError as err:
                 raise ConfigError(f"images: {err}") from None
-        raise ConfigError(f"images.history.type: {source.type} is not available in this build")
+        where = f"images[{image.repository}].history"
+        if isinstance(source, ArtifactRegistrySource):
+            check_endpoint(source.endpoint, f"{where}.endpoint")
+            check_endpoint(source.docker_endpoint, f"{where}.dockerEndpoint")
+            return ArtifactRegistryImages(source)
+        host = registry_host(image.repository, f"images[{image.repository}].repository")
+        check_endpoint(source.endpoint, f"{where}.endpoint")
+        if isinstance(source, GcrSource):
+            return GcrImages(image.repository, source)
+        if isinstance(source, OciSource):
+            for index, extra in enumerate(source.credential_hosts):
+                check_endpoint(extra, f"{where}.credentialHosts[{index}]")
+            if source.auth_file is not None:
+                try:
+                    read_auth_file(source.auth_file, [host, *_netloc(source.endpoint)])
+                except AuthFileError as err:
+                    raise ConfigError(f"{where}.{err}") from None
+            return OciImages(image.repository, source)
+        raise ConfigError(f"{where}.type: {source.type} is not available in this build")
 
     def config_history(self, repo: ConfigRepoConfig) -> ConfigHistory:
         source = repo.history
@@ -107,7 +155,29 @@ class Wiring:
                 return StaticConfigHistory(self.static_data, repo.name)
             except StaticDataError as err:
                 raise ConfigError(f"configRepos: {err}") from None
-        raise ConfigError(f"configRepos.history.type: {source.type} is not available in this build")
+        if isinstance(source, GithubSource):
+            try:
+                return GithubConfigHistory(
+                    source.repo,
+                    source.branch,
+                    source.endpoint,
+                    source.timeout_seconds,
+                    token_file=source.token_file,
+                    token_env=source.token_env,
+                )
+            except SourceError as err:
+                raise ConfigError(f"configRepos: {err}") from None
+        mirror = GitConfigHistory(
+            source.url,
+            source.branch,
+            mirror_dir=source.mirror_dir,
+            fetch_from=source.endpoint,
+            fetch_interval=source.fetch_interval_seconds,
+            fetch_timeout=source.fetch_timeout_seconds,
+            timeout=source.timeout_seconds,
+        )
+        self.background.append(mirror)
+        return mirror
 
     @cached_property
     def kube_api(self) -> ApiClient | None:
@@ -188,14 +258,17 @@ class Wiring:
         return Resolver(images, self.cached_enrollments, repos, self.overrides())
 
     def start_background(self) -> None:
-        """Keep image histories and the enrollment listing warm (call after forking)."""
+        """Keep image histories, the enrollment listing and git mirrors warm (after forking)."""
         self._started = time.monotonic()
+        self.resolver  # noqa: B018 - builds the sources, which fills self.background
         for history in self.cached_images:
             history.start()
         self.cached_enrollments.start()
+        for part in self.background:
+            part.start()
 
     def readiness(self) -> tuple[bool, str]:
-        """Ready once the image histories are warm, or after a grace period in any case.
+        """Ready once histories and the enrollment listing are warm, or after a grace period.
 
         A backend outage must not take the webhook out of its Service: then the
         failure policy (a 503 Argo retries, or `onError: allow`) decides, not a
@@ -204,6 +277,9 @@ class Wiring:
         if self.draining():
             return False, "draining: shutting down"
         cold = [h.name for h in self.cached_images if not h.history.warm]
+        listing = self.cached_enrollments.listing
+        if listing is not None and not listing.warm:
+            cold.append(f"{self.cached_enrollments.name} listing")
         if not cold:
             return True, "ready"
         if time.monotonic() - self._started > WARMUP_GRACE_SECONDS:

@@ -27,11 +27,13 @@ def slow_review(server: Server, slug: str) -> tuple[int, dict[str, Any], str]:
 def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None:
     with running_bigquery() as bigquery:
         assert bigquery.stand_in is not None
-        # Every fresh slug costs a slow tables.get: the first requests are still in
-        # flight when the drain (SIGTERM + 2 s) ends and gunicorn's graceful stop begins.
-        bigquery.delay = 2.5
+        # Every fresh slug costs a slow tables.get (3 s). Timeline: requests at 0 s,
+        # SIGTERM at 0.5 s, one more request at about 2 s (well inside the drain),
+        # drain ends at 4.5 s and gunicorn's graceful stop begins while that last
+        # request is still in flight (it ends at about 5 s).
+        bigquery.delay = 3.0
         config = example_config(tmp_path)
-        config["server"]["drainSeconds"] = 2
+        config["server"]["drainSeconds"] = 4
         config["enrollments"] = {
             "type": "bigquery", "project": "moz-fx-data-experiments",
             "dataset": "mozanalysis", "credentials": "anonymous",
@@ -57,4 +59,4 @@ def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None
         assert body["response"]["allowed"] is True
         assert "patch" in body["response"]
     assert exit_code == 0
-    assert "draining for 2.0s" in log
+    assert "draining for 4.0s" in log

@@ -15,6 +15,7 @@ from webhook.config import (
     ConfigError,
     ConfigMapRef,
     GithubSource,
+    GitSource,
     KubernetesConfig,
     StaticSource,
     load_config,
@@ -191,3 +192,103 @@ def test_missing_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     path.write_text(yaml.safe_dump(BASE))
     monkeypatch.setenv("JETSTREAM_PIN_CONFIG", str(path))
     assert load_config(None).static == tmp_path / "data.yaml"
+
+
+def _with_history(history: dict[str, Any]) -> dict[str, Any]:
+    data = copy.deepcopy(BASE)
+    data["configRepos"][0]["history"] = history
+    return data
+
+
+def test_git_and_github_keys_parse() -> None:
+    git = parse_config(
+        _with_history(
+            {
+                "type": "git",
+                "url": "https://github.com/mozilla/metric-hub",
+                "mirrorDir": "mirrors",
+                "fetchIntervalSeconds": 30,
+                "fetchTimeoutSeconds": 90,
+                "endpoint": "https://git.internal/metric-hub.git",
+            }
+        ),
+        Path("/etc/jp"),
+    ).config_repos[0]
+    assert git.history == GitSource(
+        "git",
+        "https://github.com/mozilla/metric-hub",
+        "main",
+        endpoint="https://git.internal/metric-hub.git",
+        mirror_dir=Path("/etc/jp/mirrors"),
+        fetch_interval_seconds=30.0,
+        fetch_timeout_seconds=90.0,
+    )
+    github = parse_config(
+        _with_history({"type": "github", "repo": "mozilla/metric-hub", "tokenEnv": "GH_TOKEN"}),
+        Path("/"),
+    ).config_repos[0]
+    assert github.history == GithubSource("github", "mozilla/metric-hub", token_env="GH_TOKEN")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/mozilla/metric-hub",
+        "https://x-access-token:abc@github.com/mozilla/metric-hub.git",
+        "ssh://git@github.com/mozilla/metric-hub.git",
+        "git@github.com:mozilla/metric-hub.git",
+        "file:///srv/git/metric-hub",
+        "/srv/git/metric-hub",
+        "http://127.0.0.1:8080/metric-hub.git",
+        "http://user:pw@localhost/metric-hub.git",
+    ],
+)
+def test_git_urls_accepted(url: str) -> None:
+    parse_config(_with_history({"type": "git", "url": url}), Path("/"))
+
+
+GITHUB = {"type": "github", "repo": "mozilla/metric-hub"}
+GIT = {"type": "git", "url": "https://github.com/mozilla/metric-hub"}
+
+
+@pytest.mark.parametrize(
+    ("history", "message"),
+    [
+        ({**GITHUB, "repo": "metric-hub"}, "history.repo: 'metric-hub' must be 'owner/name'"),
+        ({**GITHUB, "repo": "mozilla/.."}, "must be 'owner/name'"),
+        ({**GITHUB, "branch": "-main"}, "history.branch: '-main' is not a valid branch name"),
+        ({**GITHUB, "branch": "a..b"}, "not a valid branch name"),
+        ({**GITHUB, "branch": "main.lock"}, "not a valid branch name"),
+        ({**GITHUB, "branch": 5}, "history.branch: must be a non-empty string"),
+        ({**GITHUB, "endpoint": "ftp://x"}, "history.endpoint: must be an http(s) URL"),
+        ({**GITHUB, "tokenFile": "t", "tokenEnv": "T"}, "give tokenFile or tokenEnv, not both"),
+        ({**GITHUB, "tokenEnv": "1X"}, "history.tokenEnv: '1X' is not a variable name"),
+        (
+            {**GITHUB, "tokenEnv": "T", "endpoint": "http://ghe.example.com/api/v3"},
+            "a token is only sent over https (or to a loopback address)",
+        ),
+        ({**GITHUB, "timeoutSeconds": -1}, "history.timeoutSeconds: must be a positive number"),
+        ({**GITHUB, "token": "x"}, "history.token: unknown key"),
+        ({"type": "git"}, "history.url: required key is missing"),
+        ({**GIT, "url": "relative/path"}, "history.url: a local path must be absolute"),
+        ({**GIT, "url": "-uhack"}, "must not start with '-'"),
+        ({**GIT, "url": "ext::sh -c touch% /tmp/x"}, "history.url: must not start with '-' or"),
+        ({**GIT, "url": "fd::17"}, "remote helpers ('transport::address') are not allowed"),
+        ({**GIT, "url": "ftp://example.com/x.git"}, "history.url: scheme must be one of"),
+        ({**GIT, "url": "http://u:p@example.com/x"}, "only allowed over https"),
+        ({**GIT, "endpoint": "relative"}, "history.endpoint: a local path must be absolute"),
+        ({**GIT, "fetchIntervalSeconds": 0}, "history.fetchIntervalSeconds: must be a positive"),
+        ({**GIT, "mirrorDir": 3}, "history.mirrorDir: must be a file path"),
+    ],
+)
+def test_config_repo_source_errors_name_the_key(history: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(_with_history(history), Path("/"))
+    assert str(caught.value).startswith("config <config>: configRepos[0].")
+    assert message in str(caught.value)
+
+
+def test_config_errors_never_echo_url_credentials() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(_with_history({**GIT, "url": "http://robot:s3cret@example.com/x"}), Path("/"))
+    assert "s3cret" not in str(caught.value)
