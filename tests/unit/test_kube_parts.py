@@ -14,56 +14,12 @@ from tests.builders import EXAMPLES
 from tests.servers import example_config
 from webhook import certs
 from webhook.config import ConfigError, parse_config
-from webhook.kube.cache import TtlCache
 from webhook.kube.events import event_reason, workflow_uid
 from webhook.kube.overrides import KubeOverrides
 from webhook.pinning import Reason
 from webhook.resolver import Decision
 from webhook.sources.static import StaticOverrides
 from webhook.wiring import SplitOverrides, Wiring
-
-
-class Clock:
-    now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_cache_keeps_answers_for_the_ttl_and_not_failures() -> None:
-    clock = Clock()
-    cache = TtlCache[str | None](5.0, clock=clock)
-    calls: list[str] = []
-
-    def load(value: str | None) -> Any:
-        def call() -> str | None:
-            calls.append("x")
-            return value
-
-        return call
-
-    assert cache.get("a", load("one")) == "one"
-    assert cache.get("a", load("two")) == "one"
-    assert cache.get("b", load(None)) is None  # "not there" is an answer too
-    assert cache.get("b", load("late")) is None
-    clock.now = 5.0
-    assert cache.get("a", load("two")) == "two"
-    assert len(calls) == 3
-
-    def fail() -> str:
-        raise RuntimeError("down")
-
-    with pytest.raises(RuntimeError):
-        cache.get("c", fail)
-    assert cache.get("c", load("up")) == "up"
-
-
-def test_cache_is_bounded() -> None:
-    cache = TtlCache[int](60.0, max_entries=3, clock=Clock())
-    for key in range(10):
-        cache.get(key, lambda key=key: key)  # type: ignore[misc]
-    assert len(cache._entries) == 3
-    assert list(cache._entries) == [7, 8, 9]
 
 
 @pytest.mark.parametrize(

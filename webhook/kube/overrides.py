@@ -17,8 +17,8 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from webhook.cache import TtlCache
 from webhook.config import ConfigMapRef
-from webhook.kube.cache import TtlCache
 from webhook.kube.client import is_not_found, source_error
 from webhook.pods import LABEL_PIN
 from webhook.sources import SourceError
@@ -47,8 +47,12 @@ class KubeOverrides:
         self.workflow_labels = workflow_labels
         self.config_map = config_map
         self.timeout = timeout
-        self._workflows = TtlCache[str | None](cache_seconds, clock=clock)
-        self._overrides = TtlCache[Mapping[str, str]](cache_seconds, clock=clock)
+        self._workflows = TtlCache[tuple[str, str], str | None](
+            lambda _: cache_seconds, 4096, clock, name="kubernetes workflows"
+        )
+        self._overrides = TtlCache[str, Mapping[str, str]](
+            lambda _: cache_seconds, 1, clock, name="overrides configmap"
+        )
         self.config_map_source = (
             f"overrides ConfigMap {config_map.namespace}/{config_map.name}" if config_map else ""
         )
