@@ -73,12 +73,17 @@ def running_server(
     config: dict[str, Any] | None = None,
     module: Sequence[str] = ("webhook", "serve", "--config"),
     env: dict[str, str] | None = None,
+    certs_ready: bool = False,
 ) -> Iterator[Server]:
-    """`python -m <module...> CONFIG` on loopback; the benchmark swaps in its no-op server."""
+    """`python -m <module...> CONFIG` on loopback; the benchmark swaps in its no-op server.
+
+    `certs_ready`: the caller wrote the serving pair (and ca.crt) where the config says.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     config = config or example_config(workdir)
     cert_dir = Path(config["server"]["certFile"]).parent
-    certs.write(certs.issue(["localhost"], ["127.0.0.1"]), cert_dir)
+    if not certs_ready:
+        certs.write(certs.issue(["localhost"], ["127.0.0.1"]), cert_dir)
     config_file = workdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
     log_file = workdir / "server.log"

@@ -116,7 +116,7 @@ def _handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError):  # client went away
                 pass
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -123,3 +124,71 @@ def write(bundle: Bundle, out: Path) -> list[Path]:
         os.replace(temporary, target)
         written.append(target)
     return written
+
+
+def load_bundle(directory: Path) -> Bundle:
+    return Bundle(
+        (directory / CA_FILE).read_bytes(),
+        (directory / CERT_FILE).read_bytes(),
+        (directory / KEY_FILE).read_bytes(),
+    )
+
+
+def fingerprint(cert_pem: bytes) -> str:
+    """SHA-256 of the first certificate in `cert_pem`, as hex (as `openssl x509 -fingerprint`)."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def why_not_reusable(
+    bundle: Bundle, dns_names: Sequence[str], now: datetime, renew_before: timedelta
+) -> str | None:
+    """None when `bundle` can keep serving `dns_names` past `now + renew_before`; else why not.
+
+    Reused only when the three parts belong together: the certificate is signed
+    by the CA, the key is the certificate's, every name asked for is covered.
+    """
+    try:
+        ca = x509.load_pem_x509_certificate(bundle.ca_pem)
+        cert = x509.load_pem_x509_certificate(bundle.cert_pem)
+        key = serialization.load_pem_private_key(bundle.key_pem, password=None)
+    except ValueError:
+        return "the stored certificate, CA or key cannot be read"
+    if key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) != cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ):
+        return "the stored key does not belong to the certificate"
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return "the stored certificate is not signed by the stored CA"
+    try:
+        names = set(
+            cert.extensions.get_extension_for_class(
+                x509.SubjectAlternativeName
+            ).value.get_values_for_type(x509.DNSName)
+        )
+    except x509.ExtensionNotFound:
+        names = set()
+    missing = [name for name in dns_names if name not in names]
+    if missing:
+        return f"the stored certificate does not name {', '.join(missing)}"
+    deadline = now + renew_before
+    for what, item in (("certificate", cert), ("CA", ca)):
+        if item.not_valid_before_utc > now:
+            return f"the stored {what} is not valid yet"
+        if item.not_valid_after_utc <= deadline:
+            expiry = f"{item.not_valid_after_utc:%Y-%m-%d}"
+            return f"the stored {what} expires {expiry}, within the renewal window"
+    return None
+
+
+def unexpired_certificates(pem: bytes, now: datetime) -> list[bytes]:
+    """Each certificate in a PEM bundle that is still valid at `now`, as PEM."""
+    kept = []
+    for cert in x509.load_pem_x509_certificates(pem) if pem.strip() else []:
+        if cert.not_valid_after_utc > now:
+            kept.append(cert.public_bytes(serialization.Encoding.PEM))
+    return kept

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from webhook.report import (
 )
 from webhook.resolver import Decision, LookupFailed
 from webhook.review import MalformedReview, parse_review
+from webhook.sources import SourceError
 from webhook.tracing import Trace, traced
 from webhook.wiring import Wiring
 
@@ -50,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         MalformedReview,
         InventoryFailed,
         UnknownImage,
+        SourceError,
     ) as err:
         print(f"jetstream-pin {args.command}: {err}", file=sys.stderr)
         return 2
@@ -66,11 +69,32 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(serve)
     serve.set_defaults(run=_serve)
 
-    issue = commands.add_parser("certs", help="write a CA and a serving certificate")
-    issue.add_argument("--out", required=True, type=Path, help="directory for the files")
+    issue = commands.add_parser(
+        "certs",
+        help="write a CA and a serving certificate (files, or a Secret + caBundle)",
+        description="Issue a CA and a serving certificate into --out DIR, and/or keep them in "
+        "the kubernetes.io/tls Secret --secret NAMESPACE/NAME (reused while still valid) and "
+        "publish the CA as the caBundle of the MutatingWebhookConfiguration --webhook NAME.",
+    )
+    issue.add_argument("--out", type=Path, help="directory for ca.crt, tls.crt, tls.key")
     issue.add_argument("--dns", action="append", default=[], help="DNS name (repeatable)")
     issue.add_argument("--ip", action="append", default=[], help="IP address (repeatable)")
     issue.add_argument("--days", type=int, default=365, help="validity of the serving cert")
+    issue.add_argument("--secret", metavar="NAMESPACE/NAME", help="keep the pair in this Secret")
+    issue.add_argument("--webhook", metavar="NAME", help="MutatingWebhookConfiguration to patch")
+    issue.add_argument(
+        "--renew-before-days",
+        type=int,
+        default=30,
+        help="re-issue a stored pair that expires within this many days (default 30)",
+    )
+    issue.add_argument(
+        "--allow-missing-webhook",
+        action="store_true",
+        help="a --webhook that does not exist yet is not an error (helm pre-install)",
+    )
+    issue.add_argument("--kubeconfig", type=Path, help="default: the in-cluster service account")
+    issue.add_argument("--timeout", type=float, default=10.0, help="per API call, in seconds")
     issue.set_defaults(run=_certs)
 
     review = commands.add_parser("review", help="print the response /mutate would give")
@@ -110,17 +134,62 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _certs(args: argparse.Namespace) -> int:
-    if args.days <= 0:
-        raise UsageError("--days must be positive")
+    if args.days <= 0 or args.renew_before_days < 0 or args.timeout <= 0:
+        raise UsageError("--days and --timeout must be positive, --renew-before-days not negative")
     if not args.dns and not args.ip:
         raise UsageError("give at least one --dns NAME or --ip ADDRESS")
+    if args.out is None and args.secret is None:
+        raise UsageError("give --out DIR, --secret NAMESPACE/NAME, or both")
+    if args.renew_before_days >= args.days:
+        raise UsageError("--renew-before-days must be shorter than --days")
     try:
-        bundle = certs.issue(args.dns, args.ip, args.days)
+        if args.secret is None and args.webhook is None:
+            bundle = certs.issue(args.dns, args.ip, args.days)
+        else:
+            bundle = _certs_in_cluster(args)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    for path in certs.write(bundle, args.out):
-        print(path)
+    if args.out is not None:
+        for path in certs.write(bundle, args.out):
+            print(path)
     return 0
+
+
+def _certs_in_cluster(args: argparse.Namespace) -> certs.Bundle:
+    from webhook.kube.certificates import ensure_secret, patch_ca_bundle
+    from webhook.kube.client import api_client
+
+    api = api_client(args.kubeconfig)
+    if args.secret is not None:
+        if args.ip:
+            raise UsageError("--ip is for --out only: a cluster reaches the webhook by DNS name")
+        namespace, slash, name = args.secret.partition("/")
+        if not slash or not namespace or not name:
+            raise UsageError("--secret must be NAMESPACE/NAME")
+        outcome = ensure_secret(
+            api, namespace, name, args.dns, args.days,
+            timedelta(days=args.renew_before_days), datetime.now(UTC), args.timeout,
+        )  # fmt: skip
+        action = f"issued ({outcome.why})" if outcome.issued else "reused (still valid)"
+        fingerprint = certs.fingerprint(outcome.bundle.cert_pem)
+        print(f"secret {args.secret}: {action}; certificate sha256 {fingerprint}")
+        bundle, ca_bundle = outcome.bundle, outcome.ca_bundle
+    else:
+        bundle = certs.issue(args.dns, args.ip, args.days)
+        ca_bundle = bundle.ca_pem
+    if args.webhook is not None:
+        patched = patch_ca_bundle(api, args.webhook, ca_bundle, args.timeout)
+        if patched is None and not args.allow_missing_webhook:
+            raise UsageError(f"mutatingwebhookconfiguration {args.webhook} does not exist")
+        if patched is None:
+            print(f"mutatingwebhookconfiguration {args.webhook}: not there yet, caBundle not set")
+        else:
+            count = ca_bundle.count(b"-----BEGIN CERTIFICATE-----")
+            print(
+                f"mutatingwebhookconfiguration {args.webhook}: caBundle ({count} CA) "
+                f"set on {patched} webhook(s)"
+            )
+    return bundle
 
 
 def _review(args: argparse.Namespace) -> int:
@@ -132,14 +201,14 @@ def _review(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot read {args.file}: {err.strerror}") from None
     except ValueError as err:
         raise UsageError(f"{args.file} is not valid JSON: {err}") from None
-    result = Wiring(config).admitter.admit(parse_review(document))
+    result = Wiring(config, record_events=False).admitter.admit(parse_review(document))
     print(json.dumps(result.response, indent=2))
     return 0
 
 
 def _explain(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    resolver, trace = traced(Wiring(config).resolver)
+    resolver, trace = traced(Wiring(config, record_events=False).resolver)
     try:
         decision = resolver.decide(resolver.facts_for_slug(args.slug, args.pin))
     except LookupFailed:

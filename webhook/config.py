@@ -25,6 +25,8 @@ import yaml
 CONFIG_ENV = "JETSTREAM_PIN_CONFIG"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REPO_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _GITHUB_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/(?!\.\.?$)[A-Za-z0-9._-]{1,100}")
 _BRANCH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
 _HTTP_URL = re.compile(r"https?://[^/?#\s]+(/\S*)?$")
@@ -128,6 +130,30 @@ class GitSource:
     timeout_seconds: float = key("timeoutSeconds", default=5.0)
 
 
+@dataclass(frozen=True)
+class ConfigMapRef:
+    name: str
+    namespace: str
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    """The Kubernetes API: Workflow labels, the overrides ConfigMap, Events.
+
+    No `kubeconfig`: the pod's service account (in-cluster); a kubeconfig file
+    is for tests and for running outside the cluster.
+    """
+
+    kubeconfig: Path | None = None
+    context: str | None = None
+    timeout_seconds: float = key("timeoutSeconds", default=1.0)
+    cache_seconds: float = key("cacheSeconds", default=10.0)
+    workflow_labels: bool = key("workflowLabels", default=True)
+    overrides_config_map: ConfigMapRef | None = key("overridesConfigMap", default=None)
+    events: bool = True
+    event_queue_size: int = key("eventQueueSize", default=1000)
+
+
 EnrollmentSource = StaticSource | BigQuerySource
 ImageSource = StaticSource | ArtifactRegistrySource | GcrSource | OciSource
 ConfigRepoSource = StaticSource | GithubSource | GitSource
@@ -172,6 +198,7 @@ class Config:
     config_repos: tuple[ConfigRepoConfig, ...] = key("configRepos", default=())
     static: Path | None = None
     cache: CacheConfig = CacheConfig()
+    kubernetes: KubernetesConfig | None = None
 
     def uses_static(self) -> bool:
         histories = [i.history for i in self.images] + [r.history for r in self.config_repos]
@@ -245,6 +272,20 @@ def _check(config: Config) -> None:
         )
     if config.cache.max_entries <= 0:
         raise ConfigError("cache.maxEntries: must be positive")
+    if config.kubernetes is not None:
+        _check_kubernetes(config.kubernetes)
+
+
+def _check_kubernetes(kube: KubernetesConfig) -> None:
+    if kube.event_queue_size <= 0:
+        raise ConfigError("kubernetes.eventQueueSize: must be positive")
+    ref = kube.overrides_config_map
+    if ref is not None:
+        where = "kubernetes.overridesConfigMap"
+        if not _DNS_SUBDOMAIN.fullmatch(ref.name):
+            raise ConfigError(f"{where}.name: {ref.name!r} is not a valid ConfigMap name")
+        if not _DNS_LABEL.fullmatch(ref.namespace):
+            raise ConfigError(f"{where}.namespace: {ref.namespace!r} is not a valid namespace")
 
 
 def _check_repo_history(source: ConfigRepoSource, where: str) -> None:
@@ -350,7 +391,7 @@ def _value(hint: Any, value: Any, path: str, base_dir: Path) -> Any:
         options = [a for a in args if a is not type(None)]
         if value is None and len(options) < len(args):
             return None
-        if all(dataclasses.is_dataclass(a) for a in options):
+        if len(options) > 1 and all(dataclasses.is_dataclass(a) for a in options):
             return _variant(options, value, path, base_dir)
         return _value(options[0], value, path, base_dir)
     if origin is Literal:
@@ -376,6 +417,10 @@ def _value(hint: Any, value: Any, path: str, base_dir: Path) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"{path}: must be a positive number, got {value!r}")
         return float(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: must be true or false, got {_kind(value)}")
+        return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{path}: must be an integer, got {_kind(value)}")

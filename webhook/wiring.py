@@ -11,13 +11,13 @@ import time
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from flask import Flask
 
 from webhook.admin import admin_blueprint
-from webhook.admission import Admitter
+from webhook.admission import Admitter, DecisionHook
 from webhook.app import Listeners, create_app
 from webhook.config import (
     ArtifactRegistrySource,
@@ -67,6 +67,24 @@ from webhook.status import StatusSource
 
 WARMUP_GRACE_SECONDS = 10.0
 
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+
+class SplitOverrides:
+    """Workflow labels from one source, slug entries from another."""
+
+    def __init__(self, workflows: OverrideSource, slugs: OverrideSource) -> None:
+        self.workflows = workflows
+        self.slugs = slugs
+        self.name = f"{workflows.name} + {slugs.name}"
+
+    def workflow_pin(self, namespace: str, workflow: str) -> str | None:
+        return self.workflows.workflow_pin(namespace, workflow)
+
+    def slug_pin(self, slug: str) -> str | None:
+        return self.slugs.slug_pin(slug)
+
 
 def _netloc(endpoint: str | None) -> list[str]:
     return [urlsplit(endpoint).netloc] if endpoint else []
@@ -86,10 +104,12 @@ class Wiring:
         config: Config,
         draining: Callable[[], bool] = lambda: False,
         decisions_dir: Path | None = None,
+        record_events: bool = True,
     ) -> None:
         self.config = config
         self.draining = draining
         self.decisions_dir = decisions_dir  # shared by the workers; None: this process only
+        self.record_events = record_events  # False for `review`: a CLI run posts no Event
         self._started = time.monotonic()
         self.background: list[Background] = []
 
@@ -178,10 +198,51 @@ class Wiring:
         self.background.append(mirror)
         return mirror
 
+    @cached_property
+    def kube_api(self) -> ApiClient | None:
+        if self.config.kubernetes is None:
+            return None
+        from webhook.kube.client import client_for  # the kubernetes client is slow to import
+
+        return client_for(self.config.kubernetes)
+
     def overrides(self) -> OverrideSource | None:
-        if self.config.static is not None:
-            return StaticOverrides(self.static_data)
-        return None
+        """Pins outside the pod; see the README's Configuration section for how they combine.
+
+        With a `kubernetes` section the API answers Workflow labels, and the
+        overrides ConfigMap (when named) answers slug entries; the data file's
+        `overrides:` map answers slug entries only when no ConfigMap is named.
+        Both at once would be two places to look during an incident: refused.
+        """
+        kube = self.config.kubernetes
+        static = StaticOverrides(self.static_data) if self.config.static is not None else None
+        if kube is None or self.kube_api is None:
+            return static
+        from webhook.kube.overrides import KubeOverrides
+
+        source = KubeOverrides(
+            self.kube_api,
+            workflow_labels=kube.workflow_labels,
+            config_map=kube.overrides_config_map,
+            timeout=kube.timeout_seconds,
+            cache_seconds=kube.cache_seconds,
+        )
+        if static is None or not self.static_data.overrides:
+            return source
+        if kube.overrides_config_map is not None:
+            raise ConfigError(
+                "kubernetes.overridesConfigMap: the static data file also has `overrides:`; "
+                "keep slug pins in one place (move them into the ConfigMap)"
+            )
+        return SplitOverrides(source, static)
+
+    def decision_hooks(self) -> list[DecisionHook]:
+        kube = self.config.kubernetes
+        if kube is None or not kube.events or not self.record_events or self.kube_api is None:
+            return []
+        from webhook.kube.events import EventRecorder
+
+        return [EventRecorder(self.kube_api, max(kube.timeout_seconds, 5.0), kube.event_queue_size)]
 
     @cached_property
     def cached_images(self) -> list[CachedImageHistory]:
@@ -247,7 +308,13 @@ class Wiring:
     @cached_property
     def admitter(self) -> Admitter:
         env_names = {r.name: r.env for r in self.config.config_repos}
-        return Admitter(self.resolver, env_names, self.config.mode, self.config.on_error)
+        return Admitter(
+            self.resolver,
+            env_names,
+            self.config.mode,
+            self.config.on_error,
+            self.decision_hooks(),
+        )
 
     def inventory(self) -> Inventory:
         return take_inventory(self.resolver, self.experiments)

@@ -13,8 +13,10 @@ from tests.builders import EXAMPLES
 from webhook.config import (
     BigQuerySource,
     ConfigError,
+    ConfigMapRef,
     GithubSource,
     GitSource,
+    KubernetesConfig,
     StaticSource,
     load_config,
     parse_config,
@@ -109,6 +111,26 @@ _DELETE = object()
         ("configRepos.0.name", "Metric Hub", "configRepos[0].name"),
         ("configRepos.0.env", "1BAD", "configRepos[0].env"),
         ("static", _DELETE, "static: a source of type 'static' needs the data file"),
+        ("kubernetes", "in-cluster", "kubernetes: must be a mapping"),
+        ("kubernetes", {"events": "yes"}, "kubernetes.events: must be true or false"),
+        ("kubernetes", {"cacheSeconds": 0}, "kubernetes.cacheSeconds: must be a positive"),
+        ("kubernetes", {"eventQueueSize": 0}, "kubernetes.eventQueueSize: must be positive"),
+        ("kubernetes", {"watch": True}, "kubernetes.watch: unknown key"),
+        (
+            "kubernetes",
+            {"overridesConfigMap": {"name": "o"}},
+            "kubernetes.overridesConfigMap.namespace: required key is missing",
+        ),
+        (
+            "kubernetes",
+            {"overridesConfigMap": {"name": "Bad_Name", "namespace": "x"}},
+            "kubernetes.overridesConfigMap.name: 'Bad_Name' is not a valid ConfigMap name",
+        ),
+        (
+            "kubernetes",
+            {"overridesConfigMap": {"name": "o", "namespace": "a.b"}},
+            "kubernetes.overridesConfigMap.namespace: 'a.b' is not a valid namespace",
+        ),
     ],
 )
 def test_errors_name_the_key(dotted: str, value: Any, message: str) -> None:
@@ -118,6 +140,23 @@ def test_errors_name_the_key(dotted: str, value: Any, message: str) -> None:
         parse_config(data, Path("/"), source="my.yaml")
     assert str(caught.value).startswith("config my.yaml: ")
     assert message in str(caught.value)
+
+
+def test_kubernetes_section() -> None:
+    data = copy.deepcopy(BASE)
+    assert parse_config(data, Path("/etc/jp")).kubernetes is None
+    data["kubernetes"] = {}
+    assert parse_config(data, Path("/etc/jp")).kubernetes == KubernetesConfig()
+    data["kubernetes"] = {
+        "kubeconfig": "kube.yaml", "context": "test", "timeoutSeconds": 0.5, "cacheSeconds": 3,
+        "workflowLabels": False, "events": False, "eventQueueSize": 10,
+        "overridesConfigMap": {"name": "jetstream-pin-overrides", "namespace": "jetstream-pin"},
+    }  # fmt: skip
+    kube = parse_config(data, Path("/etc/jp")).kubernetes
+    assert kube == KubernetesConfig(
+        Path("/etc/jp/kube.yaml"), "test", 0.5, 3.0, False,
+        ConfigMapRef("jetstream-pin-overrides", "jetstream-pin"), False, 10,
+    )  # fmt: skip
 
 
 def test_timeout_must_be_positive() -> None:

@@ -1,0 +1,111 @@
+{{- define "jetstream-pin.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "jetstream-pin.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "jetstream-pin.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "jetstream-pin.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "jetstream-pin.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "jetstream-pin.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The webhook's pods only: never the certificate Job's. */}}
+{{- define "jetstream-pin.webhookSelectorLabels" -}}
+{{ include "jetstream-pin.selectorLabels" . }}
+app.kubernetes.io/component: webhook
+{{- end -}}
+
+{{- define "jetstream-pin.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "jetstream-pin.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "jetstream-pin.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "jetstream-pin.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "jetstream-pin.tlsSecret" -}}
+{{- if eq .Values.certificates.mode "provided" -}}
+{{- required "certificates.provided.secretName is required in provided mode" .Values.certificates.provided.secretName -}}
+{{- else -}}
+{{- printf "%s-tls" (include "jetstream-pin.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "jetstream-pin.overridesName" -}}
+{{- default (printf "%s-overrides" (include "jetstream-pin.fullname" .)) .Values.overrides.name -}}
+{{- end -}}
+
+{{- define "jetstream-pin.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The DNS names the serving certificate covers: every way to spell the Service. */}}
+{{- define "jetstream-pin.dnsNames" -}}
+{{- $svc := include "jetstream-pin.fullname" . -}}
+{{- $ns := .Release.Namespace -}}
+- {{ $svc }}
+- {{ $svc }}.{{ $ns }}
+- {{ $svc }}.{{ $ns }}.svc
+- {{ $svc }}.{{ $ns }}.svc.{{ .Values.clusterDomain }}
+{{- end -}}
+
+{{/* Namespaces that are never sent to the webhook. */}}
+{{- define "jetstream-pin.excludedNamespaces" -}}
+{{- $excluded := list .Release.Namespace "kube-system" -}}
+{{- range .Values.webhook.excludeNamespaces -}}
+{{- $excluded = append $excluded . -}}
+{{- end -}}
+{{- toJson (uniq $excluded) -}}
+{{- end -}}
+
+{{/* The hardened container security context, shared by the webhook and the certs Job. */}}
+{{- define "jetstream-pin.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "jetstream-pin.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* CEL: the pod runs one of the configured images (any tag or digest). */}}
+{{- define "jetstream-pin.imageCondition" -}}
+{{- $tests := list -}}
+{{- range .Values.config.images -}}
+{{- $repo := .repository -}}
+{{- $tests = append $tests (printf "c.image == '%s' || c.image.startsWith('%s:') || c.image.startsWith('%s@')" $repo $repo $repo) -}}
+{{- end -}}
+{{- $match := printf "has(c.image) && (%s)" (join " || " $tests) -}}
+{{- printf "object.spec.containers.exists(c, %s) || (has(object.spec.initContainers) && object.spec.initContainers.exists(c, %s))" $match $match -}}
+{{- end -}}
