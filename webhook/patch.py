@@ -33,12 +33,11 @@ def json_patch(before: Any, after: Any, path: str = "") -> list[Operation]:
 
 def _object_patch(before: dict[str, Any], after: dict[str, Any], path: str) -> list[Operation]:
     ops: list[Operation] = []
-    for name in before:
-        child = f"{path}/{escape(name)}"
+    for name, old in before.items():
         if name not in after:
-            ops.append({"op": "remove", "path": child})
-        else:
-            ops.extend(json_patch(before[name], after[name], child))
+            ops.append({"op": "remove", "path": f"{path}/{escape(name)}"})
+        elif after[name] is not old:
+            ops.extend(json_patch(old, after[name], f"{path}/{escape(name)}"))
     for name in after:
         if name not in before:
             ops.append({"op": "add", "path": f"{path}/{escape(name)}", "value": after[name]})
@@ -51,7 +50,8 @@ def _list_patch(before: list[Any], after: list[Any], path: str) -> list[Operatio
         return [{"op": "replace", "path": path, "value": after}]
     ops: list[Operation] = []
     for index, (old, new) in enumerate(zip(before, after, strict=False)):
-        ops.extend(json_patch(old, new, f"{path}/{index}"))
+        if old is not new:
+            ops.extend(json_patch(old, new, f"{path}/{index}"))
     for new in after[len(before) :]:
         ops.append({"op": "add", "path": f"{path}/-", "value": new})
     return ops

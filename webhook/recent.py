@@ -7,9 +7,12 @@ master process creates before forking, and the page reads every file there.
 
 - Bounded: a worker keeps its newest `keep` entries in memory and rewrites
   its file with only those (write + rename, so readers never see a torn
-  file) once the file holds twice as many lines.
-- No locks between processes: each file has one writer; a reader skips a
-  line it cannot parse (an append in progress).
+  file).
+- Off the request path: recording only appends in memory; a background
+  thread writes the file at most every `flush_every` seconds (and at exit),
+  so admissions never wait on the disk. The page sees a decision of another
+  worker within that interval.
+- No locks between processes: each file has one writer.
 - A worker that died leaves its file behind; the next worker to record
   adopts those entries (it renames the file first, so two new workers
   cannot both take it) and removes it.
@@ -19,13 +22,15 @@ master process creates before forking, and the page reads every file there.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,7 @@ log = logging.getLogger(__name__)
 PREFIX = "decisions-"
 SUFFIX = ".jsonl"
 KEEP = 200
+FLUSH_SECONDS = 0.25
 NOT_RECORDED = frozenset({Outcome.IGNORED, Outcome.PASS_THROUGH})
 _LIMITS = {"slug": 256, "outcome": 40, "reason": 40, "namespace": 63, "pod": 253, "detail": 400}
 _MAX_IMAGES = 8
@@ -56,10 +62,16 @@ class RecentDecision:
     detail: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        entry = asdict(self)
-        entry["time"] = self.time.isoformat()
-        entry["images"] = list(self.images)
-        return entry
+        return {
+            "time": self.time.isoformat(),
+            "slug": self.slug,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "images": list(self.images),
+            "namespace": self.namespace,
+            "pod": self.pod,
+            "detail": self.detail,
+        }
 
     @classmethod
     def from_json(cls, raw: Any) -> RecentDecision | None:
@@ -80,7 +92,7 @@ class RecentDecision:
 
 
 def from_result(request: AdmissionRequest, result: Result, now: datetime) -> RecentDecision | None:
-    """The entry for one admission; None for what is not recorded (see module doc)."""
+    """The entry for one admission (bounded when recorded); None for what is not recorded."""
     if request.dry_run or result.outcome in NOT_RECORDED or result.facts is None:
         return None
     facts = result.facts
@@ -92,17 +104,15 @@ def from_result(request: AdmissionRequest, result: Result, now: datetime) -> Rec
         images = [f"{repo}@{c.image.digest}" for repo, c in decision.choices.items()]
         if not images:  # already pinned, or recognised from the pod's own annotations
             images = list(dict.fromkeys(t.image for t in facts.targets))
-    return bounded(
-        RecentDecision(
-            time=now,
-            slug=facts.slug or "",
-            outcome=str(result.outcome),
-            reason=reason,
-            images=tuple(images),
-            namespace=request.namespace,
-            pod=facts.name or request.name,
-            detail=result.detail,
-        )
+    return RecentDecision(
+        time=now,
+        slug=facts.slug or "",
+        outcome=str(result.outcome),
+        reason=reason,
+        images=tuple(images),
+        namespace=request.namespace,
+        pod=facts.name or request.name,
+        detail=result.detail,
     )
 
 
@@ -130,15 +140,21 @@ class DecisionLog:
         keep: int = KEEP,
         clock: Callable[[], datetime] = utc_now,
         pid: Callable[[], int] = os.getpid,
+        flush_every: float = FLUSH_SECONDS,
     ) -> None:
         self.directory = directory
         self.keep = keep
         self.clock = clock
+        self.flush_every = flush_every
         self._pid = pid
         self._entries: deque[RecentDecision] = deque(maxlen=keep)
-        self._lines = 0
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._adopted = False
+        self._dirty = False
+        self._wake = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._flusher_pid = 0
 
     def record_result(self, request: AdmissionRequest, result: Result) -> None:
         """Called after every admission; a failure here never fails the admission."""
@@ -150,6 +166,7 @@ class DecisionLog:
             log.exception("cannot record the decision for %s", request.uid)
 
     def record(self, entry: RecentDecision) -> None:
+        """Keep the entry; the file is written by a background thread, off the request path."""
         with self._lock:
             if self.directory is not None and not self._adopted:
                 self._adopt_orphans()
@@ -157,10 +174,9 @@ class DecisionLog:
             self._entries.append(bounded(entry))
             if self.directory is None:
                 return
-            if self._lines + 1 >= 2 * self.keep:
-                self._rewrite()
-            else:
-                self._append(self._entries[-1])
+            self._dirty = True
+            self._start_flusher()
+        self._wake.set()
 
     def recent(self, limit: int = 50) -> list[RecentDecision]:
         """The newest entries of every worker, newest first."""
@@ -168,29 +184,52 @@ class DecisionLog:
             with self._lock:
                 entries = list(self._entries)
         else:
+            self.flush()
             entries = list(_read_all(self.directory))
         return sorted(entries, key=lambda e: e.time, reverse=True)[:limit]
+
+    def flush(self) -> None:
+        """Write this process's entries now (the flusher does it within `flush_every`)."""
+        with self._write_lock:
+            with self._lock:
+                if not self._dirty or self.directory is None:
+                    return
+                entries = list(self._entries)
+                self._dirty = False
+            self._rewrite(entries)
+
+    def _start_flusher(self) -> None:
+        # Started in the process that records: threads do not survive a fork.
+        if self._flusher is not None and self._flusher_pid == os.getpid():
+            return
+        self._flusher_pid = os.getpid()
+        self._flusher = threading.Thread(target=self._flush_forever, name="decisions", daemon=True)
+        self._flusher.start()
+        atexit.register(self.flush)
+
+    def _flush_forever(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(self.flush_every)  # one write for every decision of the interval
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                log.exception("cannot write the recent decisions")
 
     def _path(self) -> Path:
         assert self.directory is not None
         return self.directory / f"{PREFIX}{self._pid()}{SUFFIX}"
 
-    def _append(self, entry: RecentDecision) -> None:
-        line = json.dumps(entry.to_json(), separators=(",", ":")) + "\n"
-        fd = os.open(self._path(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as handle:
-            handle.write(line)
-        self._lines += 1
-
-    def _rewrite(self) -> None:
+    def _rewrite(self, entries: Iterable[RecentDecision]) -> None:
+        """Write + rename, so a reader never sees a torn file."""
         path = self._path()
         temporary = path.with_name(f".{path.name}.tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for entry in self._entries:
+            for entry in entries:
                 handle.write(json.dumps(entry.to_json(), separators=(",", ":")) + "\n")
         os.replace(temporary, path)
-        self._lines = len(self._entries)
 
     def _adopt_orphans(self) -> None:
         assert self.directory is not None
@@ -198,9 +237,10 @@ class DecisionLog:
         adopted: list[RecentDecision] = []
         for path in self.directory.glob(f"{PREFIX}*{SUFFIX}"):
             pid = _pid_of(path)
-            if pid == mine:  # a reused pid: carry on with that file, and count it
-                self._lines = len(_read_file(path))
-            if pid is None or pid == mine or _alive(pid):
+            if pid is None or (pid != mine and _alive(pid)):
+                continue
+            if pid == mine:  # a reused pid: that file is about to be rewritten as ours
+                adopted += _read_file(path)
                 continue
             claimed = path.with_name(f".adopting-{mine}-{path.name}")
             try:
@@ -213,7 +253,7 @@ class DecisionLog:
             current = list(self._entries)
             self._entries.clear()
             self._entries.extend(sorted(adopted + current, key=lambda e: e.time))
-            self._rewrite()
+            self._dirty = True
 
 
 def _pid_of(path: Path) -> int | None:

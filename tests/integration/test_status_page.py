@@ -19,6 +19,7 @@ import shutil
 import stat
 import struct
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,10 @@ def test_decisions_directory_is_private_and_removed_at_exit(tmp_path: Path) -> N
         directory = runtime / "decisions"
         assert stat.S_IMODE(runtime.stat().st_mode) == 0o700
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+        deadline = time.monotonic() + 10  # written in the background, off the request path
+        while not list(directory.glob("decisions-*.jsonl")):
+            assert time.monotonic() < deadline, "no decisions file appeared"
+            time.sleep(0.05)
         (file,) = directory.glob("decisions-*.jsonl")
         assert "my-experiment" in file.read_text()
     assert not runtime.exists(), "the master removes it when it exits"
@@ -113,8 +118,15 @@ def test_admin_pages_only_on_the_admin_port(status_server: Server) -> None:
 
 
 def test_recent_decisions_from_every_worker(status_server: Server) -> None:
-    body = status_server.session.get(f"{status_server.admin_url}/status.json", timeout=10).json()
-    slugs = [d["slug"] for d in body["recentDecisions"]]
+    expected = sorted([*POSTED, HOSTILE_SLUG])
+    deadline = time.monotonic() + 10  # each worker writes its file within a quarter second
+    while True:
+        url = f"{status_server.admin_url}/status.json"
+        body = status_server.session.get(url, timeout=10).json()
+        slugs = [d["slug"] for d in body["recentDecisions"]]
+        if sorted(slugs) == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert sorted(slugs) == sorted([*POSTED, HOSTILE_SLUG])
     assert DRY_RUN_ONLY not in slugs
     outcomes = {d["slug"]: (d["outcome"], d["reason"]) for d in body["recentDecisions"]}

@@ -6,6 +6,7 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,6 +36,7 @@ def test_file_is_bounded_and_readers_see_the_newest(tmp_path: Path) -> None:
     log = DecisionLog(tmp_path, keep=5, pid=lambda: 101)
     for n in range(33):
         log.record(entry(n))
+        log.flush()
         (file,) = tmp_path.glob("decisions-*.jsonl")
         assert len(file.read_text().splitlines()) < 10
     assert file.name == "decisions-101.jsonl"
@@ -76,8 +78,10 @@ def test_a_dead_workers_file_is_adopted_once(tmp_path: Path) -> None:
     dead_pid = int(finished.stdout)
     orphan = DecisionLog(tmp_path, pid=lambda: dead_pid)
     orphan.record(entry(1, "from-the-dead-worker"))
+    orphan.flush()
     log = DecisionLog(tmp_path, pid=lambda: 4242)
     log.record(entry(2, "new"))
+    log.flush()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["decisions-4242.jsonl"]
     assert [e.slug for e in log.recent()] == ["new", "from-the-dead-worker"]
 
@@ -136,5 +140,18 @@ def test_recording_never_fails_an_admission(
     log = DecisionLog(gone)
     request = parse_review(review_of(argo_pod("my-experiment")))
     with caplog.at_level(logging.ERROR):
-        log.record_result(request, World().admitter().admit(request))
-    assert "cannot record the decision" in caplog.text
+        log.record_result(request, World().admitter().admit(request))  # does not raise
+        deadline = time.monotonic() + 10
+        while "cannot write the recent decisions" not in caplog.text:
+            assert time.monotonic() < deadline, "the background writer never reported"
+            time.sleep(0.05)
+
+
+def test_recording_is_written_in_the_background(tmp_path: Path) -> None:
+    log = DecisionLog(tmp_path, pid=lambda: 55, flush_every=0.05)
+    log.record(entry(1))
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "decisions-55.jsonl").exists():
+        assert time.monotonic() < deadline, "the background writer never wrote"
+        time.sleep(0.02)
+    assert "my-experiment" in (tmp_path / "decisions-55.jsonl").read_text()
