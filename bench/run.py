@@ -191,7 +191,7 @@ def table(results: Sequence[Result], baseline: Result) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
-    parser.add_argument("--connections", type=int, default=16, help="wrk keep-alive connections")
+    parser.add_argument("--connections", type=int, default=4, help="wrk keep-alive connections")
     parser.add_argument("--burst", type=int, default=500, help="pods in the cold burst")
     parser.add_argument("--slugs", type=int, default=250, help="distinct slugs in the burst")
     parser.add_argument("--cached", type=int, default=10_000, help="experiments for the RSS run")

@@ -25,11 +25,13 @@ from flask import Blueprint, Flask, Response, abort, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from webhook import metrics
-from webhook.admission import Admitter
+from webhook.admission import Admitter, Outcome
 from webhook.recent import DecisionLog
 from webhook.review import MalformedReview, parse_review
 
 decisions = logging.getLogger("webhook.decisions")
+# Pods that are not Jetstream's (or not a CREATE) are counted in metrics, logged only at DEBUG.
+NOT_DECISIONS = frozenset({Outcome.PASS_THROUGH, Outcome.IGNORED})
 log = logging.getLogger(__name__)
 
 Readiness = Callable[[], tuple[bool, str]]
@@ -122,9 +124,13 @@ def create_app(
         metrics.ADMISSION_SECONDS.labels(str(result.outcome)).observe(elapsed)
         if recorder is not None:
             recorder.record_result(review, result)  # skips dryRun and non-experiment pods
-        fields = result.log_fields()
-        fields.update(uid=review.uid, dry_run=review.dry_run, duration_ms=round(elapsed * 1000, 3))
-        decisions.info("admission %s", result.outcome, extra={"fields": fields})
+        level = logging.DEBUG if result.outcome in NOT_DECISIONS else logging.INFO
+        if decisions.isEnabledFor(level):
+            fields = result.log_fields()
+            fields.update(
+                uid=review.uid, dry_run=review.dry_run, duration_ms=round(elapsed * 1000, 3)
+            )
+            decisions.log(level, "admission %s", result.outcome, extra={"fields": fields})
         return reply(result.response)
 
     @app.get("/healthz")

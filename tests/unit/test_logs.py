@@ -1,0 +1,66 @@
+"""One structured JSON line per decision, with what an operator searches for."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from tests.builders import EXAMPLES, argo_pod, review_of
+from webhook.config import load_config
+from webhook.logs import JsonFormatter
+from webhook.wiring import Wiring
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
+    formatter = JsonFormatter()
+    return [
+        json.loads(formatter.format(r)) for r in caplog.records if r.name == "webhook.decisions"
+    ]
+
+
+def test_one_json_line_per_decision(caplog: pytest.LogCaptureFixture) -> None:
+    config = load_config(EXAMPLES / "config.yaml")
+    client = Wiring(config).app().test_client()
+    url = f"https://localhost:{config.server.port}"
+    review = review_of(argo_pod("firefox-desktop-private-browsing-redesign-rollout"))
+    with caplog.at_level(logging.INFO, logger="webhook.decisions"):
+        client.post("/mutate", json=review, base_url=url)
+        client.post("/mutate", json=review_of(argo_pod(None)), base_url=url)
+    (line,) = lines(caplog)
+    assert line["severity"] == "INFO"
+    assert line["outcome"] == "patched"
+    assert line["uid"] == review["request"]["uid"]
+    assert line["slug"] == "firefox-desktop-private-browsing-redesign-rollout"
+    assert line["reason"] == "enrollment"
+    assert line["enrolled_at"] == "2024-05-30T02:00:00Z"
+    assert line["images"] == {
+        "gcr.io/moz-fx-data-experiments/jetstream": "sha256:"
+        "4bba4eebe859c802badf55f8a2bc7015e7009d574a169febeeb92ac2fd622073"
+    }
+    assert line["shas"] == {"metric-hub": "1fd6c5091894d06c3005187ad87d8f00b2662780"}
+    assert isinstance(line["duration_ms"], float)
+    assert "time" in line
+
+
+def test_pass_through_is_logged_only_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    config = load_config(EXAMPLES / "config.yaml")
+    client = Wiring(config).app().test_client()
+    url = f"https://localhost:{config.server.port}"
+    with caplog.at_level(logging.DEBUG, logger="webhook.decisions"):
+        client.post("/mutate", json=review_of(argo_pod(None)), base_url=url)
+    (line,) = lines(caplog)
+    assert (line["severity"], line["outcome"]) == ("DEBUG", "pass-through")
+
+
+def test_refusals_are_logged_with_their_reason(caplog: pytest.LogCaptureFixture) -> None:
+    config = load_config(EXAMPLES / "config.yaml")
+    client = Wiring(config).app().test_client()
+    url = f"https://localhost:{config.server.port}"
+    pod = argo_pod("my-experiment", labels={"jetstream/pin": "nope"})
+    with caplog.at_level(logging.INFO, logger="webhook.decisions"):
+        client.post("/mutate", json=review_of(pod), base_url=url)
+    (line,) = lines(caplog)
+    assert line["outcome"] == "refused"
+    assert "accepted" in str(line["detail"])
