@@ -64,3 +64,25 @@ def test_refusals_are_logged_with_their_reason(caplog: pytest.LogCaptureFixture)
     (line,) = lines(caplog)
     assert line["outcome"] == "refused"
     assert "accepted" in str(line["detail"])
+
+
+def test_batching_handler_writes_every_record_in_order() -> None:
+    import io
+
+    from webhook.logs import BatchingHandler
+
+    stream = io.StringIO()
+    handler = BatchingHandler(stream, JsonFormatter())
+    logger = logging.getLogger("test.batching")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for n in range(500):
+            logger.warning("line %d", n, extra={"fields": {"n": n, "token": None}})
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    written = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [entry["n"] for entry in written] == list(range(500))
+    assert written[0]["message"] == "line 0"
+    assert written[0]["severity"] == "WARNING"
