@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 
@@ -9,7 +10,7 @@ import pytest
 
 from tests.builders import EXAMPLES, argo_pod, review_of
 from webhook.config import load_config
-from webhook.logs import JsonFormatter
+from webhook.logs import BatchingHandler, JsonFormatter
 from webhook.wiring import Wiring
 
 
@@ -67,10 +68,6 @@ def test_refusals_are_logged_with_their_reason(caplog: pytest.LogCaptureFixture)
 
 
 def test_batching_handler_writes_every_record_in_order() -> None:
-    import io
-
-    from webhook.logs import BatchingHandler
-
     stream = io.StringIO()
     handler = BatchingHandler(stream, JsonFormatter())
     logger = logging.getLogger("test.batching")
