@@ -1,0 +1,75 @@
+"""Where one warm pinned review spends its time, stage by stage, in this process.
+
+`python -m bench.stages` (PYTHONPATH at the repository): the v3.6 Argo fixture
+through each step of the admission path on the example config, averaged over
+many runs. The no-op stages give the scale: what every request costs anyway.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from tests.builders import EXAMPLES, fixture_review
+from webhook import metrics, mutation
+from webhook.config import load_config
+from webhook.logs import BatchingHandler, JsonFormatter
+from webhook.patch import json_patch
+from webhook.pods import read_pod
+from webhook.review import allowed, parse_review
+from webhook.wiring import Wiring
+
+RUNS = 5000
+
+
+def timed(name: str, call: Callable[[], object], runs: int = RUNS) -> None:
+    call()
+    started = time.perf_counter()
+    for _ in range(runs):
+        call()
+    print(f"{name:<34} {(time.perf_counter() - started) / runs * 1e6:8.1f} us")
+
+
+def main() -> None:
+    wiring = Wiring(load_config(EXAMPLES / "config.yaml"))
+    admitter = wiring.admitter
+    body = json.dumps(fixture_review("01-create-emissary-v3.6.json")).encode()
+    document = json.loads(body)
+    request = parse_review(document)
+    facts = read_pod(request.object, admitter.resolver.repositories, "argo")
+    decision = admitter.resolver.decide(facts)
+    after = mutation.pin_pod(request.object, facts, decision, admitter.env_names)
+    result = admitter.admit(request)
+    logger = logging.getLogger("bench.stages")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(BatchingHandler(io.StringIO(), JsonFormatter()))
+    fields = result.log_fields()
+
+    print(f"one warm pinned review of the v3.6 fixture ({len(body)} bytes), {RUNS} runs each")
+    timed("json.loads of the body", lambda: json.loads(body))
+    timed("parse_review", lambda: parse_review(document))
+    timed("read_pod (slug, targets)", lambda: read_pod(request.object, ["x/y"], "argo"))
+    timed("read_pod (jetstream targets)",
+          lambda: read_pod(request.object, admitter.resolver.repositories, "argo"))  # fmt: skip
+    timed("resolver.decide (warm caches)", lambda: admitter.resolver.decide(facts))
+    timed("mutation.pin_pod", lambda: mutation.pin_pod(request.object, facts, decision,
+                                                       admitter.env_names))  # fmt: skip
+    timed("json_patch (before, after)", lambda: json_patch(request.object, after))
+    timed("admitter.admit (all of the above)", lambda: admitter.admit(request))
+    timed("json.dumps of the response", lambda: json.dumps(result.response))
+    timed("no-op answer (allowed + dumps)", lambda: json.dumps(allowed(request.uid)))
+    timed("decision log line", lambda: logger.info("admission", extra={"fields": fields}))
+
+    def count() -> None:
+        metrics.ADMISSIONS.labels("patched", "enrollment").inc()
+        metrics.ADMISSION_SECONDS.labels("patched").observe(0.001)
+
+    timed("metrics (counter + histogram)", count)
+
+
+if __name__ == "__main__":
+    main()
