@@ -1,0 +1,162 @@
+"""The fault matrix: every remote source, every way it can fail, both failure policies.
+
+Each case builds the webhook from a config (the real wiring and caches) whose
+one remote source points at a stand-in that fails in one way, then admits a
+real Argo pod. Under `deny` the pod is refused with 503 naming the source and
+the cause; under `allow` it is admitted unchanged, with a warning and the
+`jetstream/pin-error` annotation. The wire itself (gunicorn, TLS) is covered
+by test_failure_policy.py; here the breadth is the point.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.artifactregistry_standin import SimpleArtifactRegistry
+from tests.bigquery_standin import FakeBigQuery
+from tests.builders import EXAMPLES, argo_pod, commit, review_of, utc
+from tests.kube import apply_response
+from tests.registry_standin import V2Registry
+from tests.standin_github import GithubCommits
+from tests.standins import Reply, json_reply, serving
+from webhook.config import parse_config
+from webhook.review import parse_review
+from webhook.wiring import Wiring
+
+TIMEOUT = 0.3
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One remote source: its stand-in route, where it goes in the config, its name."""
+
+    route: Callable[[], Any]
+    place: Callable[[dict[str, Any], str], None]
+    source: str
+
+
+def _bigquery(config: dict[str, Any], url: str) -> None:
+    config["enrollments"] = {
+        "type": "bigquery", "project": "moz-fx-data-experiments", "dataset": "mozanalysis",
+        "credentials": "anonymous", "endpoint": url, "timeoutSeconds": TIMEOUT,
+    }  # fmt: skip
+    config["cache"] = {"prefetchEnrollments": False}
+
+
+def _artifactregistry(config: dict[str, Any], url: str) -> None:
+    history = SimpleArtifactRegistry().source(url)
+    history["timeoutSeconds"] = TIMEOUT
+    config["images"][0]["history"] = history
+
+
+def _oci(config: dict[str, Any], url: str) -> None:
+    config["images"][0]["history"] = {
+        "type": "oci", "name": "team/app", "endpoint": url, "timeoutSeconds": TIMEOUT,
+    }  # fmt: skip
+
+
+def _github(config: dict[str, Any], url: str) -> None:
+    config["configRepos"][0]["history"] = {
+        "type": "github", "repo": "mozilla/metric-hub", "branch": "main",
+        "endpoint": url, "timeoutSeconds": TIMEOUT,
+    }  # fmt: skip
+
+
+def _registry() -> V2Registry:
+    registry = V2Registry("team/app")
+    registry.add_image("only", "2024-01-01T00:00:00Z", ["v1"])
+    return registry
+
+
+def _bigquery_route() -> Any:
+    fake = FakeBigQuery()
+    fake.add("enrollments_my_experiment", utc("2024-01-01T00:00:00Z"))
+    return fake.route
+
+
+KINDS = {
+    "bigquery": Kind(_bigquery_route, _bigquery, "bigquery moz-fx-data-experiments.mozanalysis"),
+    "artifactregistry": Kind(lambda: SimpleArtifactRegistry().route, _artifactregistry,
+                             "artifactregistry"),
+    "oci": Kind(_registry, _oci, "oci"),
+    "github": Kind(lambda: GithubCommits([commit("c1", "2023-01-01T00:00:00Z")]), _github,
+                   "github mozilla/metric-hub"),
+}  # fmt: skip
+
+FAULTS: dict[str, tuple[Reply | None, str]] = {
+    "timeout": (Reply(200, b"{}", {"Content-Type": "application/json"}, delay=1.0), "timed out"),
+    "5xx": (json_reply({"error": {"code": 503, "message": "unavailable"}}, 503), "503"),
+    "401": (json_reply({"error": {"code": 401, "message": "no"}}, 401), "not authorized"),
+    "403": (json_reply({"error": {"code": 403, "message": "no"}}, 403), "not authorized"),
+    "malformed": (Reply(200, b"<html>not json", {"Content-Type": "application/json"}),
+                  "malformed"),
+    "refused": (None, "connect"),
+}  # fmt: skip
+
+
+@contextmanager
+def backend(kind: Kind, fault: str) -> Iterator[str]:
+    if fault == "refused":
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+        return
+    with serving(kind.route()) as stand_in:
+        stand_in.fault = FAULTS[fault][0]
+        yield stand_in.url
+
+
+def admit(tmp_path: Path, kind: Kind, url: str, on_error: str) -> tuple[dict[str, Any], Any]:
+    config: dict[str, Any] = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
+    config["onError"] = on_error
+    kind.place(config, url)
+    review = review_of(argo_pod("my-experiment"))
+    admitter = Wiring(parse_config(config, EXAMPLES)).admitter
+    return review, admitter.admit(parse_review(review)).response
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("name", list(KINDS))
+def test_deny(tmp_path: Path, name: str, fault: str) -> None:
+    kind = KINDS[name]
+    with backend(kind, fault) as url:
+        _, response = admit(tmp_path, kind, url, "deny")
+    body = response["response"]
+    assert body["allowed"] is False
+    assert (body["status"]["code"], body["status"]["reason"]) == (503, "ServiceUnavailable")
+    message = body["status"]["message"]
+    assert "'my-experiment'" in message
+    assert kind.source in message
+    assert FAULTS[fault][1] in message
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("name", list(KINDS))
+def test_allow(tmp_path: Path, name: str, fault: str) -> None:
+    kind = KINDS[name]
+    with backend(kind, fault) as url:
+        review, response = admit(tmp_path, kind, url, "allow")
+    assert response["response"]["allowed"] is True
+    assert "admitted unpinned" in response["response"]["warnings"][0]
+    pod = apply_response(review["request"]["object"], response)
+    assert pod["spec"] == review["request"]["object"]["spec"]
+    error = pod["metadata"]["annotations"]["jetstream/pin-error"]
+    assert kind.source in error
+    assert FAULTS[fault][1] in error
+
+
+def test_every_source_answers_when_healthy(tmp_path: Path) -> None:
+    for kind in KINDS.values():
+        with serving(kind.route()) as stand_in:
+            _, response = admit(tmp_path, kind, stand_in.url, "deny")
+        assert response["response"]["allowed"] is True, (kind.source, response)
+        assert "patch" in response["response"]
