@@ -35,7 +35,7 @@ import requests
 from tests.artifactregistry_standin import SimpleArtifactRegistry, listings
 from tests.bigquery_standin import FakeBigQuery, running_bigquery
 from tests.builders import argo_pod, fixture_review, review_of
-from tests.servers import Server, example_config, running_server
+from tests.servers import Server, remote_config, running_server
 from tests.standins import StandIn, serving
 
 HERE = Path(__file__).resolve().parent
@@ -57,18 +57,6 @@ class Result:
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
-
-
-def webhook_config(workdir: Path, bigquery: str, registry: str, prefetch: bool) -> dict[str, Any]:
-    config = example_config(workdir)
-    config["server"].update(workers=1, threads=16)
-    config["images"][0]["history"] = SimpleArtifactRegistry().source(registry)
-    config["enrollments"] = {
-        "type": "bigquery", "project": "moz-fx-data-experiments", "dataset": "mozanalysis",
-        "credentials": "anonymous", "endpoint": bigquery, "timeoutSeconds": 5,
-    }  # fmt: skip
-    config["cache"] = {"prefetchEnrollments": prefetch}
-    return config
 
 
 def wait_ready(server: Server, timeout: float = 30) -> None:
@@ -225,7 +213,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         bq_url, reg_url = bigquery.stand_in.url, stand_in.url
 
         noop_dir = workdir / "noop"
-        noop_config = webhook_config(noop_dir, bq_url, reg_url, prefetch=True)
+        noop_config = remote_config(noop_dir, bq_url, reg_url, prefetch=True)
         noop = stack.enter_context(running_server(noop_dir, noop_config, module=["bench.noop"]))
         baseline = run_wrk("(a) no-op baseline", noop.url,
                            write_bodies(workdir, "fixture", fixtures), args.seconds,
@@ -235,7 +223,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
 
         bigquery.delay, registry.delay = BIGQUERY_DELAY, REGISTRY_DELAY
         warm_dir = workdir / "warm"
-        with running_server(warm_dir, webhook_config(warm_dir, bq_url, reg_url, True)) as warm:
+        with running_server(warm_dir, remote_config(warm_dir, bq_url, reg_url, True)) as warm:
             wait_ready(warm)
             for review in fixtures:
                 check_answer(warm, review, patched=True)
@@ -250,7 +238,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
 
         cold_dir = workdir / "cold"
         gets_before, listings_before = bigquery.gets(), listings(stand_in)
-        with running_server(cold_dir, webhook_config(cold_dir, bq_url, reg_url, False)) as cold:
+        with running_server(cold_dir, remote_config(cold_dir, bq_url, reg_url, False)) as cold:
             reviews = [review_of(argo_pod(f"bench-{n % args.slugs}")) for n in range(args.burst)]
             cold_result = burst(cold, reviews, concurrency=100)
             cold_result.name = f"(d) cold burst: {args.burst} pods, {args.slugs} slugs"
@@ -274,7 +262,7 @@ def measure_rss(workdir: Path, count: int) -> list[int]:
     with backends(count) as (bigquery, _registry, stand_in):
         assert bigquery.stand_in is not None
         rss_dir = workdir / "rss"
-        config = webhook_config(rss_dir, bigquery.stand_in.url, stand_in.url, prefetch=True)
+        config = remote_config(rss_dir, bigquery.stand_in.url, stand_in.url, prefetch=True)
         with running_server(rss_dir, config) as server:
             wait_ready(server)
             reviews = [review_of(argo_pod(f"bench-{n}")) for n in range(count)]

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from tests.artifactregistry_standin import SimpleArtifactRegistry
-from tests.bigquery_standin import FakeBigQuery
+from tests.bigquery_standin import FakeBigQuery, bigquery_source
 from tests.builders import EXAMPLES, argo_pod, commit, review_of, utc
 from tests.gitrepos import Upstream
 from tests.registry_standin import V2Registry
@@ -74,10 +74,9 @@ def main() -> None:
     bigquery = FakeBigQuery()
     bigquery.add("enrollments_my_experiment", utc("2024-01-01T00:00:00Z"))
     with serving(bigquery.route) as stand_in:
-        measure("bigquery", config_with(lambda c: c.update(enrollments={
-            "type": "bigquery", "project": "moz-fx-data-experiments",
-            "dataset": "mozanalysis", "credentials": "anonymous", "endpoint": stand_in.url,
-        }, cache={"prefetchEnrollments": False})))  # fmt: skip
+        measure("bigquery", config_with(lambda c: c.update(
+            enrollments=bigquery_source(stand_in.url), cache={"prefetchEnrollments": False}
+        )))  # fmt: skip
 
     registry = SimpleArtifactRegistry()
     with serving(registry.route) as stand_in:

@@ -15,6 +15,14 @@ _TABLE = re.compile(r"^/bigquery/v2/projects/([^/]+)/datasets/([^/]+)/tables/([^
 _TABLES = re.compile(r"^/bigquery/v2/projects/([^/]+)/datasets/([^/]+)/tables$")
 
 
+def bigquery_source(url: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The `enrollments` config for a stand-in at `url` (anonymous, as the stand-in wants)."""
+    return {
+        "type": "bigquery", "project": "moz-fx-data-experiments", "dataset": "mozanalysis",
+        "credentials": "anonymous", "endpoint": url, "timeoutSeconds": timeout,
+    }  # fmt: skip
+
+
 def millis(moment: datetime) -> str:
     return str(int(moment.timestamp() * 1000))
 

@@ -17,6 +17,8 @@ from typing import Any
 import requests
 import yaml
 
+from tests.artifactregistry_standin import SimpleArtifactRegistry
+from tests.bigquery_standin import bigquery_source
 from tests.builders import EXAMPLES, JETSTREAM, ROOT
 from webhook import certs
 
@@ -64,6 +66,18 @@ def example_config(workdir: Path, **overrides: Any) -> dict[str, Any]:
     }
     config["images"][0]["repository"] = JETSTREAM
     config.update(overrides)
+    return config
+
+
+def remote_config(
+    workdir: Path, bigquery_url: str, registry_url: str, prefetch: bool
+) -> dict[str, Any]:
+    """One worker (the default) on BigQuery and Artifact Registry stand-ins: bursts, bench."""
+    config = example_config(workdir)
+    config["server"].update(workers=1, threads=16)
+    config["images"][0]["history"] = SimpleArtifactRegistry().source(registry_url)
+    config["enrollments"] = bigquery_source(bigquery_url)
+    config["cache"] = {"prefetchEnrollments": prefetch}
     return config
 
 

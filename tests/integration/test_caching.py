@@ -20,7 +20,7 @@ import requests
 from tests.artifactregistry_standin import SimpleArtifactRegistry, listings
 from tests.bigquery_standin import FakeBigQuery, running_bigquery
 from tests.builders import argo_pod, review_of, utc
-from tests.servers import Server, example_config, running_server
+from tests.servers import Server, remote_config, running_server
 from tests.standins import StandIn, serving
 
 SLUGS = [f"burst-experiment-{n}" for n in range(50)]
@@ -36,18 +36,6 @@ def backends() -> Iterator[tuple[FakeBigQuery, StandIn, SimpleArtifactRegistry]]
             bigquery.add(table, utc("2023-03-01T00:00:00Z") + timedelta(days=7 * n))
         bigquery.delay = 0.2
         yield bigquery, registry_stand_in, registry
-
-
-def config(workdir: Path, bigquery: str, registry: str, prefetch: bool) -> dict[str, Any]:
-    result = example_config(workdir)
-    result["server"].update(workers=1, threads=16)
-    result["images"][0]["history"] = SimpleArtifactRegistry().source(registry)
-    result["enrollments"] = {
-        "type": "bigquery", "project": "moz-fx-data-experiments", "dataset": "mozanalysis",
-        "credentials": "anonymous", "endpoint": bigquery, "timeoutSeconds": 5,
-    }  # fmt: skip
-    result["cache"] = {"prefetchEnrollments": prefetch}
-    return result
 
 
 def burst(server: Server) -> list[dict[str, Any]]:
@@ -70,7 +58,7 @@ def burst(server: Server) -> list[dict[str, Any]]:
 def test_cold_burst_one_call_per_slug_and_one_listing(tmp_path: Path) -> None:
     with backends() as (bigquery, registry, _):
         assert bigquery.stand_in is not None
-        settings = config(tmp_path, bigquery.stand_in.url, registry.url, prefetch=False)
+        settings = remote_config(tmp_path, bigquery.stand_in.url, registry.url, prefetch=False)
         with running_server(tmp_path, settings) as server:
             answers = burst(server)
         assert all(a["allowed"] and "patch" in a for a in answers)
@@ -82,7 +70,7 @@ def test_cold_burst_one_call_per_slug_and_one_listing(tmp_path: Path) -> None:
 def test_warm_prefetch_makes_no_per_slug_call(tmp_path: Path) -> None:
     with backends() as (bigquery, registry, _):
         assert bigquery.stand_in is not None
-        settings = config(tmp_path, bigquery.stand_in.url, registry.url, prefetch=True)
+        settings = remote_config(tmp_path, bigquery.stand_in.url, registry.url, prefetch=True)
         with running_server(tmp_path, settings) as server:
             deadline = time.monotonic() + 30
             while server.session.get(f"{server.url}/readyz", timeout=5).json() != {

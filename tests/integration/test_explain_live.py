@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.bigquery_standin import running_bigquery
+from tests.bigquery_standin import bigquery_source, running_bigquery
 from tests.builders import EXAMPLES, utc
 from tests.standins import json_reply
 from webhook.cli import main
@@ -18,10 +18,7 @@ from webhook.cli import main
 def config_file(tmp_path: Path, bigquery_url: str) -> str:
     config: dict[str, Any] = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
     config["static"] = str(EXAMPLES / "static-data.yaml")
-    config["enrollments"] = {
-        "type": "bigquery", "project": "moz-fx-data-experiments", "dataset": "mozanalysis",
-        "credentials": "anonymous", "endpoint": bigquery_url, "timeoutSeconds": 1,
-    }  # fmt: skip
+    config["enrollments"] = bigquery_source(bigquery_url, timeout=1)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return str(path)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.bigquery_standin import FakeBigQuery, running_bigquery
+from tests.bigquery_standin import FakeBigQuery, bigquery_source, running_bigquery
 from tests.builders import JETSTREAM, argo_pod, review_of, utc
 from tests.kube import apply_response, validate
 from tests.servers import Server, example_config, running_server
@@ -39,10 +39,7 @@ class Backends:
 def _config(workdir: Path, bigquery_url: str, on_error: str) -> dict[str, Any]:
     config = example_config(workdir)
     config["onError"] = on_error
-    config["enrollments"] = {
-        "type": "bigquery", "project": "moz-fx-data-experiments", "dataset": "mozanalysis",
-        "credentials": "anonymous", "endpoint": bigquery_url, "timeoutSeconds": 0.5,
-    }  # fmt: skip
+    config["enrollments"] = bigquery_source(bigquery_url, timeout=0.5)
     return config
 
 

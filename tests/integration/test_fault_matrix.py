@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.artifactregistry_standin import SimpleArtifactRegistry
-from tests.bigquery_standin import FakeBigQuery
+from tests.bigquery_standin import FakeBigQuery, bigquery_source
 from tests.builders import EXAMPLES, argo_pod, commit, review_of, utc
 from tests.kube import apply_response
 from tests.registry_standin import V2Registry
@@ -44,10 +44,7 @@ class Kind:
 
 
 def _bigquery(config: dict[str, Any], url: str) -> None:
-    config["enrollments"] = {
-        "type": "bigquery", "project": "moz-fx-data-experiments", "dataset": "mozanalysis",
-        "credentials": "anonymous", "endpoint": url, "timeoutSeconds": TIMEOUT,
-    }  # fmt: skip
+    config["enrollments"] = bigquery_source(url, timeout=TIMEOUT)
     config["cache"] = {"prefetchEnrollments": False}
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.bigquery_standin import FakeBigQuery, running_bigquery
+from tests.bigquery_standin import FakeBigQuery, bigquery_source, running_bigquery
 from tests.builders import EXAMPLES, utc
 from webhook.cli import main
 
@@ -19,10 +19,7 @@ MAY_2024 = "sha256:4bba4eebe859c802badf55f8a2bc7015e7009d574a169febeeb92ac2fd622
 def config_file(tmp_path: Path, endpoint: str) -> Path:
     config = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
     config["static"] = str(EXAMPLES / "static-data.yaml")
-    config["enrollments"] = {
-        "type": "bigquery", "project": "moz-fx-data-experiments", "dataset": "mozanalysis",
-        "credentials": "anonymous", "endpoint": endpoint,
-    }  # fmt: skip
+    config["enrollments"] = bigquery_source(endpoint)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from tests.bigquery_standin import running_bigquery
+from tests.bigquery_standin import bigquery_source, running_bigquery
 from tests.builders import argo_pod, review_of
 from tests.servers import Server, example_config, running_server
 
@@ -35,11 +35,7 @@ def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path: Path) -> None
         config = example_config(tmp_path)
         config["server"]["drainSeconds"] = 4
         config["server"]["threads"] = 16  # probes never queue behind the slow reviews
-        config["enrollments"] = {
-            "type": "bigquery", "project": "moz-fx-data-experiments",
-            "dataset": "mozanalysis", "credentials": "anonymous",
-            "endpoint": bigquery.stand_in.url, "timeoutSeconds": 5,
-        }  # fmt: skip
+        config["enrollments"] = bigquery_source(bigquery.stand_in.url)
         with running_server(tmp_path, config) as server, ThreadPoolExecutor(8) as pool:
             in_flight = [pool.submit(slow_review, server, f"drain-{i}") for i in range(6)]
             time.sleep(0.5)

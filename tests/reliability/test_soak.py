@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from tests.bigquery_standin import running_bigquery
+from tests.bigquery_standin import bigquery_source, running_bigquery
 from tests.builders import argo_pod, review_of, utc
 from tests.kube import apply_response
 from tests.servers import Server, example_config, running_server
@@ -37,10 +37,7 @@ SOURCE = "bigquery moz-fx-data-experiments.mozanalysis"
 def _config(workdir: Path, url: str, on_error: str) -> dict[str, Any]:
     config = example_config(workdir)
     config["onError"] = on_error
-    config["enrollments"] = {
-        "type": "bigquery", "project": "moz-fx-data-experiments", "dataset": "mozanalysis",
-        "credentials": "anonymous", "endpoint": url, "timeoutSeconds": 0.5,
-    }  # fmt: skip
+    config["enrollments"] = bigquery_source(url, timeout=0.5)
     config["cache"] = {"notEnrolledTtlSeconds": 1}
     return config
 
