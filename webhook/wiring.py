@@ -122,7 +122,9 @@ class Wiring:
         except StaticDataError as err:
             raise ConfigError(str(err)) from None
 
-    def enrollments(self) -> EnrollmentClock:
+    @cached_property
+    def enrollment_source(self) -> EnrollmentClock:
+        """The configured clock itself (one client, shared by the webhook and the report)."""
         source = self.config.enrollments
         if isinstance(source, StaticSource):
             return StaticEnrollments(self.static_data)
@@ -130,15 +132,18 @@ class Wiring:
         return BigQueryEnrollments(source)
 
     @cached_property
+    def instrumented_enrollments(self) -> InstrumentedEnrollments:
+        return InstrumentedEnrollments(self.enrollment_source)
+
+    @cached_property
     def experiments(self) -> ExperimentLister:
         """Every enrolled experiment at once: what the report and the status page list.
 
-        The static file also knows experiments not enrolled yet (PendingLister).
+        The static file also knows experiments not enrolled yet (PendingLister), which
+        the instrumented wrapper would hide.
         """
-        source = self.config.enrollments
-        if isinstance(source, StaticSource):
-            return StaticEnrollments(self.static_data)
-        return InstrumentedEnrollments(BigQueryEnrollments(source))
+        raw = self.enrollment_source
+        return raw if isinstance(raw, StaticEnrollments) else self.instrumented_enrollments
 
     def image_history(self, image: ImageConfig) -> ImageHistory:
         source = image.history
@@ -253,9 +258,10 @@ class Wiring:
 
     @cached_property
     def cached_enrollments(self) -> CachedEnrollments:
-        raw = self.enrollments()
-        clock = InstrumentedEnrollments(raw)
-        prefetch = self.config.cache.prefetch_enrollments and isinstance(raw, BigQueryEnrollments)
+        clock = self.instrumented_enrollments
+        prefetch = self.config.cache.prefetch_enrollments and isinstance(
+            self.enrollment_source, BigQueryEnrollments
+        )
         return CachedEnrollments(clock, self.config.cache, clock if prefetch else None)
 
     @cached_property
