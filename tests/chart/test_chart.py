@@ -8,8 +8,6 @@ that schema does not know, so those are checked by explicit assertions below.
 from __future__ import annotations
 
 import base64
-import os
-import shutil
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,11 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.builders import ROOT
+from tests import helm
 from tests.kube import validate
 from webhook.config import parse_config
 
-CHART = ROOT / "charts" / "jetstream-pin"
+CHART = helm.CHART
 NAMESPACE = "jetstream-pin"
 RELEASE = "jp"
 FULLNAME = "jp-jetstream-pin"
@@ -30,34 +28,20 @@ CRD_KINDS = {("cert-manager.io/v1", "Certificate"), ("cert-manager.io/v1", "Issu
 HOOK = "helm.sh/hook"
 
 
-def helm() -> str:
-    found = ROOT / ".tools" / "bin" / "helm"
-    if found.is_file() and os.access(found, os.X_OK):
-        return str(found)
-    on_path = shutil.which("helm")
-    if on_path is None:
-        pytest.fail("the chart tests need the real helm binary: run scripts/get-helm")
-    return on_path
-
-
 def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120, check=False)
+    try:
+        return helm.run_helm(*args)
+    except helm.HelmMissing as err:
+        pytest.fail(str(err))
 
 
 def render(
     *sets: str, values: dict[str, Any] | None = None, kube: str = "1.33.0", tmp: Path | None = None
 ) -> list[dict[str, Any]]:
-    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kube-version", kube]
-    for item in sets:
-        args += ["--set", item]
-    if values is not None:
-        assert tmp is not None
-        file = tmp / "values.yaml"
-        file.write_text(yaml.safe_dump(values))
-        args += ["--values", str(file)]
-    done = run_helm(*args)
-    assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    try:
+        return helm.render(RELEASE, NAMESPACE, kube, sets, values)
+    except helm.HelmMissing as err:
+        pytest.fail(str(err))
 
 
 def one(objects: Iterable[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:

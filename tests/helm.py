@@ -1,0 +1,70 @@
+"""The real `helm` binary rendering the real chart, for the chart tests and the control plane."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.builders import ROOT
+
+CHART = ROOT / "charts" / "jetstream-pin"
+
+
+class HelmMissing(RuntimeError):
+    pass
+
+
+def helm_binary() -> str:
+    found = ROOT / ".tools" / "bin" / "helm"
+    if found.is_file() and os.access(found, os.X_OK):
+        return str(found)
+    on_path = shutil.which("helm")
+    if on_path is None:
+        raise HelmMissing("the chart tests need the real helm binary: run scripts/get-helm")
+    return on_path
+
+
+def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [helm_binary(), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def template(
+    release: str,
+    namespace: str,
+    kube: str,
+    sets: tuple[str, ...] = (),
+    values: dict[str, Any] | None = None,
+    extra: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess[str]:
+    """`helm template` of the chart; the caller reads stdout or the failure in stderr."""
+    args = ["template", release, str(CHART), "--namespace", namespace, "--kube-version", kube]
+    for item in sets:
+        args += ["--set", item]
+    with tempfile.TemporaryDirectory() as folder:
+        if values is not None:
+            file = Path(folder) / "values.yaml"
+            file.write_text(yaml.safe_dump(values))
+            args += ["--values", str(file)]
+        return run_helm(*args, *extra)
+
+
+def render(
+    release: str,
+    namespace: str,
+    kube: str,
+    sets: tuple[str, ...] = (),
+    values: dict[str, Any] | None = None,
+    extra: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
+    done = template(release, namespace, kube, sets, values, extra)
+    if done.returncode != 0:
+        raise RuntimeError(f"helm template failed:\n{done.stderr}")
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
