@@ -1,0 +1,58 @@
+"""Every object `helm template` renders, accepted by the real API server.
+
+On the newest Kubernetes built and on the oldest the chart claims to support
+(Chart.yaml `kubeVersion`), for each certificate mode: a server-side dry run of
+everything, then everything created for real (no object needs a node; the
+webhook configuration is removed right after, since its Service has no pods).
+The namespace enforces Pod Security `restricted`, so the API server itself
+judges the chart's pod templates: a warning fails the test.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import helm
+from tests.chart.test_chart import MODES
+from tests.controlplane import release
+from tests.controlplane.plane import ControlPlane
+
+RESTRICTED = {
+    f"pod-security.kubernetes.io/{action}": "restricted" for action in ("enforce", "warn", "audit")
+}
+
+
+def _slug(mode: str) -> str:
+    return mode.lower().replace(" ", "-")
+
+
+def _accepts_the_chart(plane: ControlPlane, mode: str) -> None:
+    name = f"chart-{_slug(mode)}"
+    namespace = plane.namespace(name, RESTRICTED)
+    sets = tuple(MODES[mode])
+    objects = helm.render(name, namespace, plane.version.lstrip("v"), sets)
+    if any(o["apiVersion"].startswith("cert-manager.io/") for o in objects):
+        release.install_crds(plane, "cert-manager")
+    rehearsed = plane.apply(objects, "--dry-run=server")
+    assert "Warning" not in rehearsed, rehearsed
+    created = plane.apply(objects)
+    [configuration] = [o for o in objects if o["kind"] == "MutatingWebhookConfiguration"]
+    plane.kubectl("delete", "mutatingwebhookconfiguration", configuration["metadata"]["name"])
+    assert "Warning" not in created, created
+    for obj in objects:
+        assert f"{obj['kind'].lower()}" in created.lower()
+    if plane.minor >= 30:
+        [hook] = configuration["webhooks"]
+        assert hook["matchConditions"], "the chart renders matchConditions on 1.30+"
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_newest_kubernetes_accepts_every_object(control_plane: ControlPlane, mode: str) -> None:
+    _accepts_the_chart(control_plane, mode)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_oldest_kubernetes_accepts_every_object(
+    oldest_control_plane: ControlPlane, mode: str
+) -> None:
+    _accepts_the_chart(oldest_control_plane, mode)
