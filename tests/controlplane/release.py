@@ -166,22 +166,41 @@ def start_webhook(
     certs.write(bundle, cert_dir)
     config_file = workdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    running = processes.start(
+    port, admin_port = config["server"]["port"], config["server"]["adminPort"]
+    webhook = Webhook(
+        release, f"https://127.0.0.1:{port}", f"https://127.0.0.1:{admin_port}",
+        bundle.ca_pem, config, _launch(workdir, release, config_file, module),
+    )  # fmt: skip
+    _wait_healthy(webhook)
+    return webhook
+
+
+def restart_webhook(webhook: Webhook) -> None:
+    """Start a stopped webhook again: same port, certificate and config (back from an outage)."""
+    config_file = webhook.running.log.parent / "config.yaml"
+    webhook.running = _launch(config_file.parent, webhook.release, config_file, SERVE)
+    _wait_healthy(webhook)
+
+
+def _launch(
+    workdir: Path, release: str, config_file: Path, module: Sequence[str]
+) -> processes.Running:
+    return processes.start(
         f"webhook {release}",
         [sys.executable, "-m", *module, config_file],
         workdir / "webhook.log",
         env=_environment(),
         cwd=workdir,
-    )  # fmt: skip
-    port, admin_port = config["server"]["port"], config["server"]["adminPort"]
-    webhook = Webhook(
-        release, f"https://127.0.0.1:{port}", f"https://127.0.0.1:{admin_port}",
-        bundle.ca_pem, config, running,
-    )  # fmt: skip
-    processes.wait_until(
-        running, lambda: webhook.get("/healthz").status_code == 200, 60, "healthy (/healthz)"
     )
-    return webhook
+
+
+def _wait_healthy(webhook: Webhook) -> None:
+    processes.wait_until(
+        webhook.running,
+        lambda: webhook.get("/healthz").status_code == 200,
+        60,
+        "healthy (/healthz)",
+    )
 
 
 def _environment() -> dict[str, str]:
