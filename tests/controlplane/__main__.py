@@ -2,7 +2,8 @@
 
 `up` starts etcd, kube-apiserver and the webhook (the embedded default, or
 `--config F`), registers the chart's webhook configuration for namespace
-`argo`, and prints the kubeconfig and a command to try. A second `up` reports
+`argo`, and prints the kubeconfig and a command to try; `--argo` also starts
+Argo's workflow-controller for `argo`. A second `up` reports
 the running control plane instead of starting another. `down` stops every
 process `up` started and removes `.tools/cluster`.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from tests.controlplane import registration, release, tools
+from tests.controlplane import argo, registration, release, tools
 from tests.controlplane.plane import STATE_FILE, ControlPlane
 
 STATE_DIR = tools.TOOLS / "cluster"
@@ -30,7 +31,7 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-def up(version: str | None, config_file: Path | None) -> int:
+def up(version: str | None, config_file: Path | None, with_argo: bool) -> int:
     if (STATE_DIR / STATE_FILE).exists():
         plane = ControlPlane.load(STATE_DIR)
         if plane.healthy():
@@ -58,6 +59,11 @@ def up(version: str | None, config_file: Path | None) -> int:
             ),
             release.WORKFLOW_NAMESPACE,
         )
+        if with_argo:
+            controller = argo.start_controller(
+                plane, release.WORKFLOW_NAMESPACE, STATE_DIR / "argo"
+            )
+            plane.adopt(controller.running)
     except BaseException:
         plane.stop(remove=False)
         raise
@@ -84,6 +90,10 @@ def _print_next_steps(plane: ControlPlane) -> None:
         "custom-columns=POD:.metadata.name,IMAGE:.spec.containers[*].image,"
         "REASON:.metadata.annotations.jetstream/pin-reason"
     )
+    if any(running.name.startswith("workflow-controller") for running in plane.processes):
+        print(
+            f"  .tools/bin/kubectl --kubeconfig {kubeconfig} -n argo create -f examples/argo-workflow.yaml"
+        )
 
 
 def down() -> int:
@@ -114,11 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     start = commands.add_parser("up", help="start the control plane and the webhook")
     start.add_argument("--version", help="Kubernetes version built by scripts/get-kube")
     start.add_argument("--config", type=Path, help="the webhook's config (default: embedded)")
+    start.add_argument("--argo", action="store_true", help="also run Argo's workflow-controller")
     commands.add_parser("down", help="stop everything and remove the state")
     commands.add_parser("status", help="what runs, and whether the API server is ready")
     arguments = parser.parse_args(argv)
     if arguments.command == "up":
-        return up(arguments.version, arguments.config)
+        return up(arguments.version, arguments.config, arguments.argo)
     if arguments.command == "down":
         return down()
     return status()
