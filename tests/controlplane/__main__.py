@@ -91,9 +91,8 @@ def _print_next_steps(plane: ControlPlane) -> None:
         "REASON:.metadata.annotations.jetstream/pin-reason"
     )
     if any(running.name.startswith("workflow-controller") for running in plane.processes):
-        print(
-            f"  .tools/bin/kubectl --kubeconfig {kubeconfig} -n argo create -f examples/argo-workflow.yaml"
-        )
+        workflow = "examples/argo-workflow.yaml"
+        print(f"  .tools/bin/kubectl --kubeconfig {kubeconfig} -n argo create -f {workflow}")
 
 
 def down() -> int:

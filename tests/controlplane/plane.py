@@ -309,8 +309,10 @@ class ControlPlane:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what}")
             time.sleep(0.1)
 
-    def audit_events(self) -> Iterator[dict[str, Any]]:
+    def audit_events(self, start: int = 0) -> Iterator[dict[str, Any]]:
+        """The audit log's events, from byte offset `start` on."""
         with self.audit_log.open() as log:
+            log.seek(start)
             for line in log:
                 if line.strip():
                     yield json.loads(line)

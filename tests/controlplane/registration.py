@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import dataclass
+import uuid
 from typing import Any
 
 from tests import helm
@@ -22,9 +22,10 @@ from tests.controlplane.plane import ControlPlane
 
 RELEASE_NAMESPACE = "jetstream-pin"
 WEBHOOK_TEMPLATE = "templates/mutatingwebhook.yaml"
-# A pin no parser accepts: every mode answers it at once with a message of its own,
-# without a lookup or a side effect, so it shows when the webhook is being called.
+# A pin no parser accepts: the webhook answers it at once, in every mode, without a
+# lookup or a side effect.
 PROBE_PIN = "probe-not-a-pin"
+MUTATION_AUDIT = "mutation.webhook.admission.k8s.io/"
 
 
 def configuration(
@@ -44,19 +45,7 @@ def configuration(
     return rendered
 
 
-@dataclass(frozen=True)
-class Probe:
-    """What a client saw creating the probe pod (server-side dry run)."""
-
-    stored: dict[str, Any] | None
-    stderr: str
-
-    @property
-    def reached_webhook(self) -> bool:
-        return "jetstream-pin" in self.stderr or "failed calling webhook" in self.stderr
-
-
-def probe_pod(namespace: str, name: str = "probe") -> dict[str, Any]:
+def probe_pod(namespace: str, name: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -73,31 +62,41 @@ def probe_pod(namespace: str, name: str = "probe") -> dict[str, Any]:
     }
 
 
-def probe(plane: ControlPlane, namespace: str) -> Probe:
+def called(plane: ControlPlane, configuration_name: str, namespace: str) -> bool:
+    """Whether the API server calls `configuration_name` for a pod in `namespace` now.
+
+    A server-side dry run of the probe pod; the audit log then records each
+    mutating webhook the API server called for it (or the client hears that the
+    call failed). Works for any webhook, even one that changes nothing.
+    """
+    name = f"probe-{uuid.uuid4().hex[:10]}"
+    start = plane.audit_log.stat().st_size if plane.audit_log.exists() else 0
     result = plane.kubectl(
-        "create", "--dry-run=server", "-o", "json", "-f", "-",
-        input_text=json.dumps(probe_pod(namespace)), check=False,
+        "create", "--dry-run=server", "-o", "name", "-f", "-",
+        input_text=json.dumps(probe_pod(namespace, name)), check=False,
     )  # fmt: skip
-    stored = json.loads(result.stdout) if result.returncode == 0 else None
-    return Probe(stored, result.stderr)
+    if "failed calling webhook" in result.stderr:
+        return True
+    for event in plane.audit_events(start):
+        if event.get("objectRef", {}).get("name") != name:
+            continue
+        for key, value in event.get("annotations", {}).items():
+            if key.startswith(MUTATION_AUDIT) and configuration_name in value:
+                return True
+    return False
 
 
 def register(
     plane: ControlPlane, configuration: dict[str, Any], namespace: str, timeout: float = 30
 ) -> None:
-    """Apply the configuration and return once the API server calls it for `namespace`.
-
-    The API server picks new configurations up asynchronously; the probe pod
-    shows when it has (a configuration that ignores unreachable webhooks
-    cannot be told from none, so `Ignore` callers should register reachable).
-    """
+    """Apply the configuration and return once the API server calls it for `namespace`
+    (it picks new configurations up asynchronously)."""
     plane.apply([configuration])
+    name = configuration["metadata"]["name"]
     deadline = time.monotonic() + timeout
-    while not probe(plane, namespace).reached_webhook:
+    while not called(plane, name, namespace):
         if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"{configuration['metadata']['name']}: not called for {namespace} after {timeout} s"
-            )
+            raise RuntimeError(f"{name}: not called for {namespace} after {timeout} s")
         time.sleep(0.2)
 
 
