@@ -36,26 +36,6 @@ def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def template(
-    release: str,
-    namespace: str,
-    kube: str,
-    sets: tuple[str, ...] = (),
-    values: dict[str, Any] | None = None,
-    extra: tuple[str, ...] = (),
-) -> subprocess.CompletedProcess[str]:
-    """`helm template` of the chart; the caller reads stdout or the failure in stderr."""
-    args = ["template", release, str(CHART), "--namespace", namespace, "--kube-version", kube]
-    for item in sets:
-        args += ["--set", item]
-    with tempfile.TemporaryDirectory() as folder:
-        if values is not None:
-            file = Path(folder) / "values.yaml"
-            file.write_text(yaml.safe_dump(values))
-            args += ["--values", str(file)]
-        return run_helm(*args, *extra)
-
-
 def render(
     release: str,
     namespace: str,
@@ -64,7 +44,16 @@ def render(
     values: dict[str, Any] | None = None,
     extra: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    done = template(release, namespace, kube, sets, values, extra)
+    """`helm template` of the chart, as objects; a failure raises with helm's stderr."""
+    args = ["template", release, str(CHART), "--namespace", namespace, "--kube-version", kube]
+    for item in sets:
+        args += ["--set", item]
+    with tempfile.TemporaryDirectory() as folder:
+        if values is not None:
+            file = Path(folder) / "values.yaml"
+            file.write_text(yaml.safe_dump(values))
+            args += ["--values", str(file)]
+        done = run_helm(*args, *extra)
     if done.returncode != 0:
         raise RuntimeError(f"helm template failed:\n{done.stderr}")
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]

@@ -42,6 +42,21 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
+def key_usage(signs_certificates: bool) -> x509.KeyUsage:
+    """Signatures only; a CA's also sign certificates and CRLs."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        key_cert_sign=signs_certificates,
+        crl_sign=signs_certificates,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 def issue(dns_names: Sequence[str], ip_addresses: Sequence[str] = (), days: int = 365) -> Bundle:
     """A fresh CA (valid 10 years) and a serving certificate signed by it."""
     if not dns_names and not ip_addresses:
@@ -59,20 +74,7 @@ def issue(dns_names: Sequence[str], ip_addresses: Sequence[str] = (), days: int 
         .not_valid_before(start)
         .not_valid_after(now + timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(key_usage(signs_certificates=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
         .sign(ca_key, hashes.SHA256())
     )

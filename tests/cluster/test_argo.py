@@ -21,7 +21,7 @@ import yaml
 
 from tests.bigquery_standin import FakeBigQuery, bigquery_source, running_bigquery
 from tests.builders import EXAMPLES, JETSTREAM, utc
-from tests.cluster.conftest import Deploy
+from tests.cluster.conftest import Deploy, Deployment
 from tests.cluster.test_admission import (
     BREAKING_IMAGE,
     LATEST_IMAGE,
@@ -112,14 +112,22 @@ def failed_nodes(plane: ControlPlane, namespace: str, name: str) -> list[str]:
     ]
 
 
+def _first_pods(
+    deploy: Deploy, controller: StartController, namespace: str, workflow: dict[str, Any]
+) -> tuple[Deployment, str, list[dict[str, Any]]]:
+    """A webhook and a controller for `namespace`; the Workflow submitted, its pods."""
+    deployment = deploy(namespace)
+    controller(deployment.namespace)
+    name = argo.submit(deployment.plane, deployment.namespace, workflow)
+    pods = argo.wait_for_pods(deployment.plane, deployment.namespace, name, len(EXPECTED))
+    return deployment, name, pods
+
+
 def test_every_pod_is_pinned_to_its_own_experiment(
     deploy: Deploy, controller: StartController
 ) -> None:
-    deployment = deploy("argo-pin")
-    controller(deployment.namespace)
+    deployment, name, pods = _first_pods(deploy, controller, "argo-pin", jetstream_workflow())
     plane = deployment.plane
-    name = argo.submit(plane, deployment.namespace, jetstream_workflow())
-    pods = argo.wait_for_pods(plane, deployment.namespace, name, len(EXPECTED))
     assert sorted(slug_of(pod) for pod in pods) == sorted(EXPECTED)
     for pod in pods:
         reason, digest, sha = EXPECTED[slug_of(pod)]
@@ -140,12 +148,9 @@ def test_every_pod_is_pinned_to_its_own_experiment(
 def test_workflow_label_latest_pins_every_pod_to_the_newest(
     deploy: Deploy, controller: StartController
 ) -> None:
-    deployment = deploy("argo-latest")
-    controller(deployment.namespace)
-    plane = deployment.plane
     labelled = jetstream_workflow(labels={"jetstream/pin": "latest"})  # argo submit -l
-    name = argo.submit(plane, deployment.namespace, labelled)
-    pods = argo.wait_for_pods(plane, deployment.namespace, name, len(EXPECTED))
+    deployment, name, pods = _first_pods(deploy, controller, "argo-latest", labelled)
+    plane = deployment.plane
     for pod in pods:
         assert container(pod, "main")["image"] == f"{JETSTREAM}@{LATEST_IMAGE}"
         assert metric_hub_sha(pod) == [NEWEST_SHA]
@@ -247,13 +252,27 @@ def test_webhook_refusing_connections_is_retried_by_default(
     deployment = deploy("argo-down")
     running = controller(deployment.namespace)
     deployment.webhook.running.stop()
+    _waits_until_fixed(
+        deployment,
+        running,
+        "connect: connection refused",
+        lambda: restart_webhook(deployment.webhook),
+    )
+
+
+def _waits_until_fixed(
+    deployment: Deployment, running: argo.Controller, cause: str, fix: Callable[[], None]
+) -> None:
+    """Submit while the webhook cannot be called: Argo retries (logging `cause`), no node
+    fails, and once `fix` runs the pod is created and pinned."""
     plane, namespace = deployment.plane, deployment.namespace
     name = argo.submit(plane, namespace, jetstream_workflow(ONE_EXPERIMENT))
     [line, *_] = plane.wait_for(lambda: _transient_errors(running, name), what="a retry")
-    assert "connect: connection refused" in line
-    time.sleep(3)
+    assert cause in line
+    time.sleep(3)  # several retries
     assert failed_nodes(plane, namespace, name) == []
-    restart_webhook(deployment.webhook)
+    assert argo.pods_of(plane, namespace, name) == []
+    fix()
     [pod] = argo.wait_for_pods(plane, namespace, name, 1, timeout=120)
     assert container(pod, "main")["image"] == f"{JETSTREAM}@{BREAKING_IMAGE}"
     assert failed_nodes(plane, namespace, name) == []
@@ -286,17 +305,7 @@ def test_transient_error_pattern_retries_every_failed_call(
     deployment = deploy("argo-bad-ca-retry")
     running = controller(deployment.namespace, TRANSIENT_ERROR_PATTERN="failed calling webhook")
     deployment.register(ca_pem=OTHER_CA)
-    plane, namespace = deployment.plane, deployment.namespace
-    name = argo.submit(plane, namespace, jetstream_workflow(ONE_EXPERIMENT))
-    [line, *_] = plane.wait_for(lambda: _transient_errors(running, name), what="a retry")
-    assert "x509" in line
-    time.sleep(3)
-    assert failed_nodes(plane, namespace, name) == []
-    assert argo.pods_of(plane, namespace, name) == []
-    deployment.register()  # the right caBundle again
-    [pod] = argo.wait_for_pods(plane, namespace, name, 1, timeout=120)
-    assert container(pod, "main")["image"] == f"{JETSTREAM}@{BREAKING_IMAGE}"
-    assert failed_nodes(plane, namespace, name) == []
+    _waits_until_fixed(deployment, running, "x509", deployment.register)  # the right caBundle
 
 
 BURST = 200

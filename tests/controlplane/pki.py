@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from webhook.certs import key_usage
+
 _LIFETIME = timedelta(days=30)
 
 
@@ -47,7 +49,7 @@ class Authority:
         self._cert = (
             self._builder(self._name, self._key.public_key(), now)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_usage(signs_certificates=True), critical=True)
+            .add_extension(key_usage(signs_certificates=True), critical=True)
             .sign(self._key, hashes.SHA256())
         )
         self.cert_pem = _pem_cert(self._cert)
@@ -75,7 +77,7 @@ class Authority:
         builder = (
             self._builder(subject, key.public_key(), datetime.now(UTC))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_usage(signs_certificates=False), critical=True)
+            .add_extension(key_usage(signs_certificates=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
         )
         if alt_names:
@@ -93,20 +95,6 @@ class Authority:
         attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, group) for group in groups]
         attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, user))
         return self._leaf(x509.Name(attributes), ExtendedKeyUsageOID.CLIENT_AUTH)
-
-
-def _usage(signs_certificates: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        key_cert_sign=signs_certificates,
-        crl_sign=signs_certificates,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
 
 
 def signing_key() -> KeyPair:
