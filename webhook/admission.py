@@ -8,12 +8,14 @@ responses, logs and metrics use the same words.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
 from webhook import mutation
+from webhook.deadline import LookupPool, OutOfTime
 from webhook.patch import Operation, json_patch
 from webhook.pinning import PinDigest, PinLatest, Refusal
 from webhook.pods import PodFacts, read_pod
@@ -70,14 +72,26 @@ class Admitter:
         mode: Literal["enforce", "audit"] = "enforce",
         on_error: Literal["deny", "allow"] = "deny",
         on_decision: Sequence[DecisionHook] = (),
+        deadline_seconds: float | None = None,
+        lookups: LookupPool | None = None,
     ) -> None:
+        """`deadline_seconds`: the wall-clock budget of one admission's lookups (None: none).
+
+        Lookups then run in `lookups` (a pool of its own when not given), so
+        the admission can stop waiting for them when the budget runs out.
+        """
         self.resolver = resolver
         self.env_names = dict(env_names)
         self.mode = mode
         self.on_error = on_error
         self.on_decision = list(on_decision)
+        self.deadline_seconds = deadline_seconds
+        if deadline_seconds is not None and lookups is None:
+            lookups = LookupPool(32)
+        self.lookups = lookups
 
-    def admit(self, request: AdmissionRequest) -> Result:
+    def admit(self, request: AdmissionRequest, arrived: float | None = None) -> Result:
+        """Decide one review; `arrived` (time.monotonic()) starts the deadline, default now."""
         if not request.is_pod_create:
             return Result(allowed(request.uid), Outcome.IGNORED)
         facts: PodFacts | None = None
@@ -85,7 +99,7 @@ class Admitter:
             facts = read_pod(request.object, self.resolver.repositories, request.namespace)
             if facts.slug is None or not facts.targets:
                 return Result(allowed(request.uid), Outcome.PASS_THROUGH, facts)
-            return self._pin(request, facts)
+            return self._pin(request, facts, time.monotonic() if arrived is None else arrived)
         except Refusal as err:
             return self._refuse(request, facts, err)
         except LookupFailed as err:
@@ -96,14 +110,24 @@ class Admitter:
             failure = LookupFailed(slug, SourceError("jetstream-pin", type(err).__name__))
             return self._failed(request, facts, failure)
 
-    def _pin(self, request: AdmissionRequest, facts: PodFacts) -> Result:
+    def _decide(self, facts: PodFacts, arrived: float) -> Decision:
+        budget = self.deadline_seconds
+        if budget is None or self.lookups is None:
+            return self.resolver.decide(facts)
+        try:
+            return self.lookups.run(lambda: self.resolver.decide(facts), arrived + budget, budget)
+        except OutOfTime as err:
+            cause = f"no answer within the admission deadline of {budget:g}s"
+            raise LookupFailed(facts.slug or "?", SourceError(err.source, cause)) from None
+
+    def _pin(self, request: AdmissionRequest, facts: PodFacts, arrived: float) -> Result:
         pod = request.object
         previous = mutation.recorded(facts, list(self.env_names))
         if previous is not None:
             decision = previous.decision
             after = mutation.pin_pod(pod, facts, decision, self.env_names, previous.original)
         else:
-            decision = self.resolver.decide(facts)
+            decision = self._decide(facts, arrived)
             after = mutation.pin_pod(pod, facts, decision, self.env_names)
         patch = json_patch(pod, after)
         audit = _audit_annotations(decision, after)

@@ -34,6 +34,7 @@ _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _SCP_LIKE = re.compile(r"([^@/:\s]+@)?[^/:\s]{2,}:")
 _GIT_SCHEMES = frozenset({"https", "http", "ssh", "git", "file"})
 MAX_PORT = 65535
+MAX_DEADLINE = 29.0
 
 
 class ConfigError(ValueError):
@@ -56,6 +57,8 @@ class ServerConfig:
     threads: int = 16
     max_request_bytes: int = key("maxRequestBytes", default=6 * 1024 * 1024)
     drain_seconds: float = key("drainSeconds", default=5.0)
+    # One admission's wall-clock budget for all its lookups; under the webhook's timeoutSeconds.
+    admission_deadline_seconds: float = key("admissionDeadlineSeconds", default=8.0)
 
 
 @dataclass(frozen=True)
@@ -266,6 +269,11 @@ def _check(config: Config) -> None:
     for name in ("port", "admin_port"):
         if getattr(config.server, name) > MAX_PORT:
             raise ConfigError(f"server.{_yaml_key(ServerConfig, name)}: must be at most {MAX_PORT}")
+    if not 0 < config.server.admission_deadline_seconds <= MAX_DEADLINE:
+        raise ConfigError(
+            f"server.admissionDeadlineSeconds: must be above 0 and at most {MAX_DEADLINE} "
+            "(the API server's limit for a webhook is 30 s; leave a margin under timeoutSeconds)"
+        )
     if config.server.admin_port == config.server.port:
         raise ConfigError(
             "server.adminPort: must differ from server.port (the admission path stays separate)"

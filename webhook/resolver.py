@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from webhook.deadline import entering
 from webhook.pinning import (
     EmptyHistory,
     ImageChoice,
@@ -178,6 +179,7 @@ class Resolver:
         return self._lookup(slug, history.name, choose)
 
     def _lookup(self, slug: str, source: str, call: Callable[[], T]) -> T:
+        entering(source)
         try:
             return call()
         except SourceError as err:
