@@ -26,6 +26,7 @@ from webhook.sources import SourceError
 log = logging.getLogger(__name__)
 
 PIN_ERROR_LIMIT = 1024
+NAME = "jetstream-pin"  # the source named when the webhook itself is the cause
 
 
 class Outcome(StrEnum):
@@ -107,8 +108,26 @@ class Admitter:
         except Exception as err:
             log.exception("internal error while reviewing %s", request.uid)
             slug = facts.slug if facts and facts.slug else "?"
-            failure = LookupFailed(slug, SourceError("jetstream-pin", type(err).__name__))
+            failure = LookupFailed(slug, SourceError(NAME, type(err).__name__))
             return self._failed(request, facts, failure)
+
+    def overloaded(self, request: AdmissionRequest, waited: float) -> Result:
+        """The answer when no thread could start this review within its deadline.
+
+        Reading the pod is cheap and needs no lookup, so pods that are not
+        Jetstream's still pass; the others get the failure policy's answer.
+        """
+        facts: PodFacts | None = None
+        try:
+            if not request.is_pod_create:
+                return Result(allowed(request.uid), Outcome.IGNORED)
+            facts = read_pod(request.object, self.resolver.repositories, request.namespace)
+            if facts.slug is None or not facts.targets:
+                return Result(allowed(request.uid), Outcome.PASS_THROUGH, facts)
+        except Refusal as err:
+            return self._refuse(request, facts, err)
+        cause = f"every admission thread was busy: not started within {waited:.1f}s"
+        return self._failed(request, facts, LookupFailed(facts.slug, SourceError(NAME, cause)))
 
     def _decide(self, facts: PodFacts, arrived: float) -> Decision:
         budget = self.deadline_seconds

@@ -59,6 +59,12 @@ class ServerConfig:
     drain_seconds: float = key("drainSeconds", default=5.0)
     # One admission's wall-clock budget for all its lookups; under the webhook's timeoutSeconds.
     admission_deadline_seconds: float = key("admissionDeadlineSeconds", default=8.0)
+    # The front end's bounds on clients (see webhook.front).
+    handshake_timeout_seconds: float = key("handshakeTimeoutSeconds", default=5.0)
+    header_timeout_seconds: float = key("headerTimeoutSeconds", default=5.0)
+    body_timeout_seconds: float = key("bodyTimeoutSeconds", default=10.0)
+    idle_timeout_seconds: float = key("idleTimeoutSeconds", default=60.0)
+    max_connections: int = key("maxConnections", default=1024)
 
 
 @dataclass(frozen=True)
@@ -263,7 +269,10 @@ def _check(config: Config) -> None:
         _check_repo_history(repo.history, f"configRepos[{index}].history")
     if config.uses_static() and config.static is None:
         raise ConfigError("static: a source of type 'static' needs the data file set here")
-    for name in ("port", "admin_port", "workers", "threads", "max_request_bytes"):
+    positive: tuple[str, ...] = ("port", "admin_port", "workers", "threads", "max_request_bytes")
+    positive += ("max_connections",)
+    positive += tuple(f"{p}_timeout_seconds" for p in ("handshake", "header", "body", "idle"))
+    for name in positive:
         if getattr(config.server, name) <= 0:
             raise ConfigError(f"server.{_yaml_key(ServerConfig, name)}: must be positive")
     for name in ("port", "admin_port"):
