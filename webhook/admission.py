@@ -136,8 +136,15 @@ class Admitter:
         try:
             return self.lookups.run(lambda: self.resolver.decide(facts), arrived + budget, budget)
         except OutOfTime as err:
-            cause = f"no answer within the admission deadline of {budget:g}s"
-            raise LookupFailed(facts.slug or "?", SourceError(err.source, cause)) from None
+            if err.source is None:
+                source = NAME
+                cause = f"every lookup thread was busy: not started within {budget:g}s"
+            else:
+                source, cause = (
+                    err.source,
+                    f"no answer within the admission deadline of {budget:g}s",
+                )
+            raise LookupFailed(facts.slug or "?", SourceError(source, cause)) from None
 
     def _pin(self, request: AdmissionRequest, facts: PodFacts, arrived: float) -> Result:
         pod = request.object

@@ -27,7 +27,7 @@ class Progress:
     """Which source the lookups of one admission are waiting on (named when time runs out)."""
 
     def __init__(self) -> None:
-        self.source = "jetstream-pin"
+        self.source: str | None = None  # None: not started (every lookup thread busy)
 
 
 _CURRENT: contextvars.ContextVar[Progress | None] = contextvars.ContextVar(
@@ -43,9 +43,9 @@ def entering(source: str) -> None:
 
 
 class OutOfTime(Exception):
-    """The admission's budget ran out while `source` had not answered."""
+    """The admission's budget ran out while `source` had not answered (None: not started)."""
 
-    def __init__(self, source: str, budget: float) -> None:
+    def __init__(self, source: str | None, budget: float) -> None:
         super().__init__(f"{source}: no answer within the admission deadline of {budget:g}s")
         self.source = source
         self.budget = budget
