@@ -75,11 +75,15 @@ class Admitter:
         on_decision: Sequence[DecisionHook] = (),
         deadline_seconds: float | None = None,
         lookups: LookupPool | None = None,
+        inline_first: bool = False,
     ) -> None:
         """`deadline_seconds`: the wall-clock budget of one admission's lookups (None: none).
 
         Lookups then run in `lookups` (a pool of its own when not given), so
         the admission can stop waiting for them when the budget runs out.
+        `inline_first`: every source is behind a cache (webhook.cache), so a
+        decision is tried in the request's thread first and only goes to the
+        pool when a cache would have to load (webhook.deadline).
         """
         self.resolver = resolver
         self.env_names = dict(env_names)
@@ -90,6 +94,7 @@ class Admitter:
         if deadline_seconds is not None and lookups is None:
             lookups = LookupPool(32)
         self.lookups = lookups
+        self.inline_first = inline_first
 
     def admit(self, request: AdmissionRequest, arrived: float | None = None) -> Result:
         """Decide one review; `arrived` (time.monotonic()) starts the deadline, default now."""
@@ -134,7 +139,9 @@ class Admitter:
         if budget is None or self.lookups is None:
             return self.resolver.decide(facts)
         try:
-            return self.lookups.run(lambda: self.resolver.decide(facts), arrived + budget, budget)
+            return self.lookups.run(
+                lambda: self.resolver.decide(facts), arrived + budget, budget, self.inline_first
+            )
         except OutOfTime as err:
             if err.source is None:
                 source = NAME

@@ -9,6 +9,13 @@ left of its budget; when it runs out the admission stops waiting and
 answers with the failure policy, naming the lookup it was waiting for. The
 abandoned lookup runs on, bounded by its source's own timeout, and a
 coalesced cache load it leads may still serve the next request.
+
+Most admissions need no backend at all (the caches are warm), and handing
+them to another thread would cost them a thread switch for nothing. So a
+decision is first tried inline with waiting forbidden: a cache that would
+have to load raises `NeedsLookup` instead, and only then does the decision
+go to the pool. Cache hits of an inline try that gave up are not counted,
+so the metrics count each lookup once.
 """
 
 from __future__ import annotations
@@ -42,6 +49,42 @@ def entering(source: str) -> None:
         progress.source = source
 
 
+class NeedsLookup(Exception):
+    """Raised by a cache, in an inline try, where it would have to wait for a backend."""
+
+
+_INLINE_HITS: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar(
+    "jetstream_pin_inline", default=None
+)
+
+
+def must_not_wait() -> bool:
+    """True inside an inline try: a cache miss must raise NeedsLookup, not load."""
+    return _INLINE_HITS.get() is not None
+
+
+def count_hit(hit: Callable[[], None]) -> None:
+    """Count a cache hit now, or, in an inline try, once the try has succeeded."""
+    pending = _INLINE_HITS.get()
+    if pending is None:
+        hit()
+    else:
+        pending.append(hit)
+
+
+def inline(call: Callable[[], T]) -> T:
+    """`call()` with waiting forbidden; NeedsLookup if it would have to wait."""
+    pending: list[Callable[[], None]] = []
+    token = _INLINE_HITS.set(pending)
+    try:
+        value = call()
+    finally:
+        _INLINE_HITS.reset(token)
+    for hit in pending:
+        hit()
+    return value
+
+
 class OutOfTime(Exception):
     """The admission's budget ran out while `source` had not answered (None: not started)."""
 
@@ -62,8 +105,19 @@ class LookupPool:
     def __init__(self, threads: int) -> None:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lookup")
 
-    def run(self, call: Callable[[], T], expires: float, budget: float) -> T:
-        """`call()` if it ends before `expires` (time.monotonic()); else OutOfTime."""
+    def run(
+        self, call: Callable[[], T], expires: float, budget: float, inline_first: bool = False
+    ) -> T:
+        """`call()` if it ends before `expires` (time.monotonic()); else OutOfTime.
+
+        `inline_first`: try it in this thread first (see the module's doc); only for
+        calls whose every wait is behind a cache (the Wiring puts every source behind one).
+        """
+        if inline_first:
+            try:
+                return inline(call)
+            except NeedsLookup:
+                pass
         progress = Progress()
 
         def tracked() -> T:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from webhook.deadline import entering
+from webhook.deadline import NeedsLookup, entering
 from webhook.pinning import (
     EmptyHistory,
     ImageChoice,
@@ -186,7 +186,7 @@ class Resolver:
             raise LookupFailed(slug, err) from err
         except EmptyHistory as err:
             raise LookupFailed(slug, SourceError(source, str(err))) from err
-        except (LookupFailed, Refusal):
+        except (LookupFailed, Refusal, NeedsLookup):
             raise
         except Exception as err:
             log.exception("unexpected error from %s", source)

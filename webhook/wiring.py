@@ -323,6 +323,7 @@ class Wiring:
             self.decision_hooks(),
             deadline_seconds=self.config.server.admission_deadline_seconds,
             lookups=LookupPool(max(32, 2 * self.config.server.threads)),
+            inline_first=True,  # every source below is behind a cache (cached_images etc.)
         )
 
     def inventory(self) -> Inventory:

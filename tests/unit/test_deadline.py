@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from webhook.cache import TtlCache
 from webhook.deadline import LookupPool, OutOfTime, entering
 
 
@@ -58,3 +59,25 @@ def test_a_lookup_queued_behind_busy_threads_never_runs_once_abandoned() -> None
 
 def test_entering_outside_an_admission_is_harmless() -> None:
     entering("anything")
+
+
+def test_warm_caches_decide_inline_and_count_each_hit_once() -> None:
+    warm = TtlCache[str, int](ttl=lambda _: 60, max_entries=10, name="")
+    cold = TtlCache[str, int](ttl=lambda _: 60, max_entries=10, name="")
+    warm.put("k", 1)
+    threads: list[str] = []
+
+    def decide() -> int:
+        threads.append(threading.current_thread().name)
+        return warm.get("k", lambda: 0) + cold.get("k", lambda: 2)
+
+    pool = LookupPool(2)
+    assert pool.run(decide, time.monotonic() + 5, 5, inline_first=True) == 3
+    # Tried inline (the cold cache refused to load there), then decided in the pool.
+    assert threads[0] == threading.current_thread().name
+    assert threads[1].startswith("lookup")
+    assert (warm.stats.hits, cold.stats.misses) == (1, 1)
+    threads.clear()
+    assert pool.run(decide, time.monotonic() + 5, 5, inline_first=True) == 3
+    assert threads == [threading.current_thread().name]  # both warm now: inline only
+    assert (warm.stats.hits, cold.stats.hits) == (2, 1)
