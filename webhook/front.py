@@ -347,11 +347,14 @@ class Front:
             body = await self._body(reader, writer, head)
             if body is None:
                 return
-            keep_alive = head.keep_alive and not self.stopping
-            if head.content_length > limits.max_body_bytes:
-                keep_alive = False  # its body was read away, not kept
             status, headers, payload = await self._answer(head, body, peer, port, arrived)
-            writer.write(response(status, headers, payload, keep_alive))
+            # Over the limit, the body was read away, not kept: the connection ends with it.
+            keep_alive = head.keep_alive and not self.stopping
+            keep_alive = keep_alive and head.content_length <= limits.max_body_bytes
+            wire = response(status, headers, payload, keep_alive)
+            if head.method == "HEAD":
+                wire = wire[: len(wire) - len(payload)]  # the length, not the body
+            writer.write(wire)
             async with asyncio.timeout(limits.write_seconds):
                 await writer.drain()
             if not keep_alive:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from typing import Any
 
 from gunicorn.workers.base import Worker
@@ -17,9 +18,14 @@ from gunicorn.workers.base import Worker
 from webhook.app import HOOKS_KEY
 from webhook.front import Front, Hooks, Limits
 
+SWITCH_SECONDS = 0.001
+
 
 class FrontWorker(Worker):  # type: ignore[misc]
     def run(self) -> None:
+        # The loop needs the GIL back quickly after each app thread's slice, or every
+        # read and write waits out CPython's default 5 ms switch interval.
+        sys.setswitchinterval(SWITCH_SECONDS)
         server = self.app.webhook_config.server
         extensions: dict[str, Any] = getattr(self.wsgi, "extensions", {})
         hooks: Hooks | None = extensions.get(HOOKS_KEY)

@@ -1,7 +1,7 @@
 """Clients that connect and then stall cannot stop the webhook.
 
 256 TCP connections that never start TLS, 16 TLS connections that say
-nothing after the handshake and 16 that dribble their headers a byte at a
+nothing after the handshake and 32 that dribble their headers a byte at a
 time are held open while a legitimate review is posted: it is answered
 within 1 s. The server closes every stalled connection itself, within its
 handshake and header timeouts (plus a margin for a loaded machine).
@@ -106,7 +106,7 @@ def test_stalled_clients_do_not_delay_a_review_and_are_closed(strict_server: Ser
                 )
             )
         talking = time.monotonic()  # the TLS ones finished their handshakes here
-        dribblers = stack.enter_context(dribbling(server, 16))
+        dribblers = stack.enter_context(dribbling(server, 32))
         time.sleep(0.5)
         started = time.monotonic()
         reply = server.post_review(review_of(argo_pod("my-experiment")))
@@ -123,7 +123,7 @@ def test_stalled_clients_do_not_delay_a_review_and_are_closed(strict_server: Ser
         still_open = sum(1 for t in closed if t == float("inf"))
         assert still_open == 0, f"{kind}: {still_open} connections left open"
     print(
-        f"review answered in {answered * 1000:.0f} ms behind 256 idle TCP, 16 silent and 16 "
+        f"review answered in {answered * 1000:.0f} ms behind 256 idle TCP, 16 silent and 32 "
         "dribbling TLS connections; all closed by the server by "
         + ", ".join(f"{max(v):.1f}s ({k})" for k, v in waits.items())
     )
@@ -142,3 +142,23 @@ def test_idle_keep_alive_connections_are_closed_after_the_idle_timeout(
         closed = closed_by_server(tls, time.monotonic(), 1.0 + MARGIN)
         tls.close()
     assert closed < 1.0 + MARGIN, "an idle keep-alive connection was never closed"
+
+
+def test_clients_keeping_closed_connections_open_do_not_stall_others(
+    strict_server: Server,
+) -> None:
+    """`Connection: close` answers to clients that never close their side cost nothing."""
+    server = strict_server
+    with ExitStack() as stack:
+        for _ in range(8):
+            raw = socket.create_connection(address(server), timeout=10)
+            tls = stack.enter_context(
+                tls_client(server).wrap_socket(raw, server_hostname="localhost")
+            )
+            tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert tls.recv(4096).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        reply = server.post_review(review_of(argo_pod("my-experiment")))
+        answered = time.monotonic() - started
+    assert reply.status_code == 200
+    assert answered < 1.0, f"a review took {answered:.2f}s"
