@@ -43,6 +43,8 @@ class Reply:
     body: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    drip: float = 0.0  # send the body DRIP_BYTES at a time, this many seconds apart
+    hang: float = 0.0  # after the headers, wait this long before the body
 
     def encoded(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -53,6 +55,7 @@ class Reply:
 
 
 Route = Callable[[Request], Reply]
+DRIP_BYTES = 10
 
 
 def json_reply(body: Any, status: int = 200, **headers: str) -> Reply:
@@ -115,9 +118,21 @@ def _handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD":
-                    self.wfile.write(body)
+                    self._send_body(reply, body)
             except (BrokenPipeError, ConnectionResetError, ssl.SSLError):  # client went away
                 pass
+
+        def _send_body(self, reply: Reply, body: bytes) -> None:
+            if reply.hang:
+                self.wfile.flush()
+                time.sleep(reply.hang)
+            if not reply.drip:
+                self.wfile.write(body)
+                return
+            for start in range(0, len(body), DRIP_BYTES):
+                self.wfile.write(body[start : start + DRIP_BYTES])
+                self.wfile.flush()
+                time.sleep(reply.drip)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 

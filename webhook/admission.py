@@ -8,12 +8,14 @@ responses, logs and metrics use the same words.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
 from webhook import mutation
+from webhook.deadline import LookupPool, OutOfTime
 from webhook.patch import Operation, json_patch
 from webhook.pinning import PinDigest, PinLatest, Refusal
 from webhook.pods import PodFacts, read_pod
@@ -24,6 +26,7 @@ from webhook.sources import SourceError
 log = logging.getLogger(__name__)
 
 PIN_ERROR_LIMIT = 1024
+NAME = "jetstream-pin"  # the source named when the webhook itself is the cause
 
 
 class Outcome(StrEnum):
@@ -70,14 +73,31 @@ class Admitter:
         mode: Literal["enforce", "audit"] = "enforce",
         on_error: Literal["deny", "allow"] = "deny",
         on_decision: Sequence[DecisionHook] = (),
+        deadline_seconds: float | None = None,
+        lookups: LookupPool | None = None,
+        inline_first: bool = False,
     ) -> None:
+        """`deadline_seconds`: the wall-clock budget of one admission's lookups (None: none).
+
+        Lookups then run in `lookups` (a pool of its own when not given), so
+        the admission can stop waiting for them when the budget runs out.
+        `inline_first`: every source is behind a cache (webhook.cache), so a
+        decision is tried in the request's thread first and only goes to the
+        pool when a cache would have to load (webhook.deadline).
+        """
         self.resolver = resolver
         self.env_names = dict(env_names)
         self.mode = mode
         self.on_error = on_error
         self.on_decision = list(on_decision)
+        self.deadline_seconds = deadline_seconds
+        if deadline_seconds is not None and lookups is None:
+            lookups = LookupPool(32)
+        self.lookups = lookups
+        self.inline_first = inline_first
 
-    def admit(self, request: AdmissionRequest) -> Result:
+    def admit(self, request: AdmissionRequest, arrived: float | None = None) -> Result:
+        """Decide one review; `arrived` (time.monotonic()) starts the deadline, default now."""
         if not request.is_pod_create:
             return Result(allowed(request.uid), Outcome.IGNORED)
         facts: PodFacts | None = None
@@ -85,7 +105,7 @@ class Admitter:
             facts = read_pod(request.object, self.resolver.repositories, request.namespace)
             if facts.slug is None or not facts.targets:
                 return Result(allowed(request.uid), Outcome.PASS_THROUGH, facts)
-            return self._pin(request, facts)
+            return self._pin(request, facts, time.monotonic() if arrived is None else arrived)
         except Refusal as err:
             return self._refuse(request, facts, err)
         except LookupFailed as err:
@@ -93,17 +113,54 @@ class Admitter:
         except Exception as err:
             log.exception("internal error while reviewing %s", request.uid)
             slug = facts.slug if facts and facts.slug else "?"
-            failure = LookupFailed(slug, SourceError("jetstream-pin", type(err).__name__))
+            failure = LookupFailed(slug, SourceError(NAME, type(err).__name__))
             return self._failed(request, facts, failure)
 
-    def _pin(self, request: AdmissionRequest, facts: PodFacts) -> Result:
+    def overloaded(self, request: AdmissionRequest, waited: float) -> Result:
+        """The answer when no thread could start this review within its deadline.
+
+        Reading the pod is cheap and needs no lookup, so pods that are not
+        Jetstream's still pass; the others get the failure policy's answer.
+        """
+        facts: PodFacts | None = None
+        try:
+            if not request.is_pod_create:
+                return Result(allowed(request.uid), Outcome.IGNORED)
+            facts = read_pod(request.object, self.resolver.repositories, request.namespace)
+            if facts.slug is None or not facts.targets:
+                return Result(allowed(request.uid), Outcome.PASS_THROUGH, facts)
+        except Refusal as err:
+            return self._refuse(request, facts, err)
+        cause = f"every admission thread was busy: not started within {waited:.1f}s"
+        return self._failed(request, facts, LookupFailed(facts.slug, SourceError(NAME, cause)))
+
+    def _decide(self, facts: PodFacts, arrived: float) -> Decision:
+        budget = self.deadline_seconds
+        if budget is None or self.lookups is None:
+            return self.resolver.decide(facts)
+        try:
+            return self.lookups.run(
+                lambda: self.resolver.decide(facts), arrived + budget, budget, self.inline_first
+            )
+        except OutOfTime as err:
+            if err.source is None:
+                source = NAME
+                cause = f"every lookup thread was busy: not started within {budget:g}s"
+            else:
+                source, cause = (
+                    err.source,
+                    f"no answer within the admission deadline of {budget:g}s",
+                )
+            raise LookupFailed(facts.slug or "?", SourceError(source, cause)) from None
+
+    def _pin(self, request: AdmissionRequest, facts: PodFacts, arrived: float) -> Result:
         pod = request.object
         previous = mutation.recorded(facts, list(self.env_names))
         if previous is not None:
             decision = previous.decision
             after = mutation.pin_pod(pod, facts, decision, self.env_names, previous.original)
         else:
-            decision = self.resolver.decide(facts)
+            decision = self._decide(facts, arrived)
             after = mutation.pin_pod(pod, facts, decision, self.env_names)
         patch = json_patch(pod, after)
         audit = _audit_annotations(decision, after)

@@ -26,6 +26,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from webhook import metrics
 from webhook.admission import Admitter, Outcome
+from webhook.front import ARRIVED
+from webhook.hooks import AppHooks
 from webhook.recent import DecisionLog
 from webhook.review import MalformedReview, parse_review
 
@@ -35,6 +37,7 @@ NOT_DECISIONS = frozenset({Outcome.PASS_THROUGH, Outcome.IGNORED})
 log = logging.getLogger(__name__)
 
 Readiness = Callable[[], tuple[bool, str]]
+HOOKS_KEY = "jetstream_pin.front"  # webhook.worker looks the hooks up here
 
 
 def always_ready() -> tuple[bool, str]:
@@ -78,6 +81,7 @@ def create_app(
 ) -> Flask:
     app = Flask("jetstream-pin")
     app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
+    app.extensions[HOOKS_KEY] = AppHooks(admitter, readiness)  # probes on the front's loop
     if admin is not None:
         if listeners is None:
             raise ValueError("the admin pages need Listeners: they are served on their own port")
@@ -102,7 +106,8 @@ def create_app(
 
     @app.post("/mutate")
     def mutate() -> Response:
-        started = time.perf_counter()
+        arrived = request.environ.get(ARRIVED)
+        started = arrived if isinstance(arrived, float) else time.monotonic()
         if request.mimetype != "application/json":
             return bad_request(
                 f"Content-Type must be application/json, not {request.mimetype or 'missing'!r}"
@@ -117,8 +122,8 @@ def create_app(
             review = parse_review(document)
         except MalformedReview as err:
             return bad_request(f"not a valid AdmissionReview v1: {err}")
-        result = admitter.admit(review)
-        elapsed = time.perf_counter() - started
+        result = admitter.admit(review, started)
+        elapsed = time.monotonic() - started
         reason = str(result.decision.reason) if result.decision else ""
         metrics.ADMISSIONS.labels(str(result.outcome), reason).inc()
         metrics.ADMISSION_SECONDS.labels(str(result.outcome)).observe(elapsed)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from webhook import metrics
+from webhook.deadline import NeedsLookup, count_hit, must_not_wait
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,10 @@ class TtlCache(Generic[K, V]):
             entry = self._entries.get(key)
             if entry is not None and entry[0] > self._clock():
                 self._entries.move_to_end(key)
-                self.stats.hit()
+                count_hit(self.stats.hit)
                 return entry[1]
+            if must_not_wait():
+                raise NeedsLookup(self.stats.name)
             self.stats.miss()
             flight = self._flights.get(key)
             leader = flight is None
@@ -177,8 +180,10 @@ class Refreshing(Generic[V]):
     def get(self) -> V:
         value = self._value
         if value is not None and self.age <= self.max_stale:
-            self.stats.hit()
+            count_hit(self.stats.hit)
             return value
+        if must_not_wait():
+            raise NeedsLookup(self.name)
         self.stats.miss()
         return self.refresh()
 

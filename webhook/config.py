@@ -34,6 +34,7 @@ _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _SCP_LIKE = re.compile(r"([^@/:\s]+@)?[^/:\s]{2,}:")
 _GIT_SCHEMES = frozenset({"https", "http", "ssh", "git", "file"})
 MAX_PORT = 65535
+MAX_DEADLINE = 29.0
 
 
 class ConfigError(ValueError):
@@ -56,6 +57,14 @@ class ServerConfig:
     threads: int = 16
     max_request_bytes: int = key("maxRequestBytes", default=6 * 1024 * 1024)
     drain_seconds: float = key("drainSeconds", default=5.0)
+    # One admission's wall-clock budget for all its lookups; under the webhook's timeoutSeconds.
+    admission_deadline_seconds: float = key("admissionDeadlineSeconds", default=8.0)
+    # The front end's bounds on clients (see webhook.front).
+    handshake_timeout_seconds: float = key("handshakeTimeoutSeconds", default=5.0)
+    header_timeout_seconds: float = key("headerTimeoutSeconds", default=5.0)
+    body_timeout_seconds: float = key("bodyTimeoutSeconds", default=10.0)
+    idle_timeout_seconds: float = key("idleTimeoutSeconds", default=60.0)
+    max_connections: int = key("maxConnections", default=1024)
 
 
 @dataclass(frozen=True)
@@ -260,12 +269,20 @@ def _check(config: Config) -> None:
         _check_repo_history(repo.history, f"configRepos[{index}].history")
     if config.uses_static() and config.static is None:
         raise ConfigError("static: a source of type 'static' needs the data file set here")
-    for name in ("port", "admin_port", "workers", "threads", "max_request_bytes"):
+    positive: tuple[str, ...] = ("port", "admin_port", "workers", "threads", "max_request_bytes")
+    positive += ("max_connections",)
+    positive += tuple(f"{p}_timeout_seconds" for p in ("handshake", "header", "body", "idle"))
+    for name in positive:
         if getattr(config.server, name) <= 0:
             raise ConfigError(f"server.{_yaml_key(ServerConfig, name)}: must be positive")
     for name in ("port", "admin_port"):
         if getattr(config.server, name) > MAX_PORT:
             raise ConfigError(f"server.{_yaml_key(ServerConfig, name)}: must be at most {MAX_PORT}")
+    if not 0 < config.server.admission_deadline_seconds <= MAX_DEADLINE:
+        raise ConfigError(
+            f"server.admissionDeadlineSeconds: must be above 0 and at most {MAX_DEADLINE} "
+            "(the API server's limit for a webhook is 30 s; leave a margin under timeoutSeconds)"
+        )
     if config.server.admin_port == config.server.port:
         raise ConfigError(
             "server.adminPort: must differ from server.port (the admission path stays separate)"

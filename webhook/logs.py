@@ -8,6 +8,7 @@ into `fields` on purpose.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -17,6 +18,8 @@ import threading
 import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from webhook import metrics
 
 _SEVERITY = {
     logging.DEBUG: "DEBUG",
@@ -45,6 +48,7 @@ class JsonFormatter(logging.Formatter):
 
 LEVEL_ENV = "JETSTREAM_PIN_LOG_LEVEL"
 BATCH_SECONDS = 0.01
+MAX_PENDING = 10000  # lines waiting for the writer; a stalled output drops beyond this
 
 
 class BatchingHandler(logging.Handler):
@@ -55,23 +59,35 @@ class BatchingHandler(logging.Handler):
     py-spy); with one wake-up of a writer thread per record, they pay a thread
     switch each. Here a request thread only appends the record; the writer
     wakes at most every `BATCH_SECONDS` and writes everything pending at once.
+
+    The queue is bounded: when the output stalls (a full pipe nobody reads),
+    new lines are dropped and counted (`jetstream_pin_log_lines_dropped_total`)
+    instead of growing the process without limit or blocking admissions.
     """
 
-    def __init__(self, stream: TextIO, formatter: logging.Formatter) -> None:
+    def __init__(
+        self, stream: TextIO, formatter: logging.Formatter, max_pending: int = MAX_PENDING
+    ) -> None:
         super().__init__()
         self.stream = stream
         self.setFormatter(formatter)
-        self._records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+        self.dropped = 0
+        self._records: queue.Queue[logging.LogRecord | None] = queue.Queue(max_pending)
         self._writer = threading.Thread(target=self._write_forever, name="logs", daemon=True)
         self._writer.start()
 
     def emit(self, record: logging.LogRecord) -> None:
-        self._records.put(record)
+        try:
+            self._records.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+            metrics.LOG_LINES_DROPPED.labels(record.name).inc()
 
     def close(self) -> None:
-        """Write what is pending, then stop the writer."""
+        """Write what is pending, then stop the writer (if the output still moves)."""
         if self._writer.is_alive():
-            self._records.put(None)
+            with contextlib.suppress(queue.Full):
+                self._records.put(None, timeout=5)
             self._writer.join(timeout=5)
         super().close()
 

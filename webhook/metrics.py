@@ -55,6 +55,17 @@ CACHE_REQUESTS = Counter(
     "Cache lookups, by cache and result (hit or miss).",
     ["cache", "result"],
 )
+OVERLOADED = Counter(
+    "jetstream_pin_admissions_overloaded",
+    "Reviews answered by the failure policy because no admission thread was free "
+    "within the deadline.",
+    ["cause"],
+)
+LOG_LINES_DROPPED = Counter(
+    "jetstream_pin_log_lines_dropped",
+    "Log lines dropped because the log queue was full (its output stalled).",
+    ["logger"],
+)
 IMAGE_HISTORY_AGE = Gauge(
     "jetstream_pin_image_history_age_seconds",
     "Seconds since the image history of a repository was last listed successfully "

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from webhook.deadline import NeedsLookup, entering
 from webhook.pinning import (
     EmptyHistory,
     ImageChoice,
@@ -178,13 +179,14 @@ class Resolver:
         return self._lookup(slug, history.name, choose)
 
     def _lookup(self, slug: str, source: str, call: Callable[[], T]) -> T:
+        entering(source)
         try:
             return call()
         except SourceError as err:
             raise LookupFailed(slug, err) from err
         except EmptyHistory as err:
             raise LookupFailed(slug, SourceError(source, str(err))) from err
-        except (LookupFailed, Refusal):
+        except (LookupFailed, Refusal, NeedsLookup):
             raise
         except Exception as err:
             log.exception("unexpected error from %s", source)

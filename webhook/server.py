@@ -30,7 +30,7 @@ from gunicorn.arbiter import Arbiter
 
 from webhook import logs, metrics
 from webhook.config import Config
-from webhook.tls import ReloadingContext, gunicorn_hook
+from webhook.tls import ReloadingContext
 from webhook.wiring import Wiring
 
 LOG_CONFIG: dict[str, Any] = {
@@ -115,17 +115,13 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         server = self.webhook_config.server
-        reloading = ReloadingContext(server.cert_file, server.key_file)
-        reloading.context()  # fail now, with the file name, if the pair cannot be loaded
+        self.reloading = ReloadingContext(server.cert_file, server.key_file)
+        self.reloading.context()  # fail now, with the file name, if the pair cannot be loaded
         settings: dict[str, Any] = {
             "bind": [address(server.host, server.port), address(server.host, server.admin_port)],
             "workers": server.workers,
-            "worker_class": "gthread",
+            "worker_class": "webhook.worker.FrontWorker",  # TLS and timeouts: webhook.front
             "threads": server.threads,
-            "certfile": str(server.cert_file),
-            "keyfile": str(server.key_file),
-            "ssl_context": gunicorn_hook(reloading),
-            "keepalive": 75,
             "timeout": 30,
             "graceful_timeout": 25,
             "accesslog": None,

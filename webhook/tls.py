@@ -1,6 +1,6 @@
 """Server TLS: TLS 1.2 at least, and a certificate picked up again when its files change.
 
-gunicorn asks for an SSL context for every accepted connection. Loading the
+The front end asks for an SSL context for every accepted connection. Loading the
 key pair each time costs a millisecond per connection; never loading it
 again would pin a certificate that cert-manager has long rotated. This keeps
 one context and rebuilds it only when the files' identity changes, so new
@@ -12,9 +12,7 @@ from __future__ import annotations
 import os
 import ssl
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 _Stamp = tuple[tuple[int, int, int], ...]
 
@@ -59,12 +57,3 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     context.load_cert_chain(certfile=str(cert_file), keyfile=str(key_file))
     context.set_alpn_protocols(["http/1.1"])
     return context
-
-
-def gunicorn_hook(reloading: ReloadingContext) -> Callable[[Any, Any], ssl.SSLContext]:
-    """gunicorn's `ssl_context(config, default_factory)` server hook."""
-
-    def ssl_context(_config: Any, _default_factory: Any) -> ssl.SSLContext:
-        return reloading.context()
-
-    return ssl_context

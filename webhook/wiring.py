@@ -30,6 +30,7 @@ from webhook.config import (
     OciSource,
     StaticSource,
 )
+from webhook.deadline import LookupPool
 from webhook.inventory import Inventory, take_inventory
 from webhook.recent import DecisionLog
 from webhook.resolver import ConfigRepo, ImageTarget, Resolver
@@ -320,6 +321,9 @@ class Wiring:
             self.config.mode,
             self.config.on_error,
             self.decision_hooks(),
+            deadline_seconds=self.config.server.admission_deadline_seconds,
+            lookups=LookupPool(max(32, 2 * self.config.server.threads)),
+            inline_first=True,  # every source below is behind a cache (cached_images etc.)
         )
 
     def inventory(self) -> Inventory:

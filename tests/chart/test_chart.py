@@ -396,6 +396,25 @@ def test_config_is_what_the_webhook_accepts(tmp_path: Path) -> None:
     assert deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
 
 
+def deadline(*sets: str) -> float:
+    config_map = one(render(*sets), "ConfigMap", FULLNAME)
+    parsed = parse_config(yaml.safe_load(config_map["data"]["config.yaml"]), Path("/c"))
+    return parsed.server.admission_deadline_seconds
+
+
+def test_the_admission_deadline_follows_the_webhook_timeout() -> None:
+    assert deadline() == 8.0
+    assert deadline("webhook.timeoutSeconds=7") == 5.6
+    assert deadline("server.admissionDeadlineSeconds=3") == 3.0
+    done = run_helm(
+        "template", RELEASE, str(CHART), "-n", NAMESPACE,
+        "--set-json", "server.admissionDeadlineSeconds=9.5",
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "server.admissionDeadlineSeconds: 9.5 leaves too little margin" in done.stderr
+    assert "at most 8" in done.stderr
+
+
 def test_network_policy(tmp_path: Path) -> None:
     monitoring = {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}

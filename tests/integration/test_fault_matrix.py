@@ -6,11 +6,17 @@ real Argo pod. Under `deny` the pod is refused with 503 naming the source and
 the cause; under `allow` it is admitted unchanged, with a warning and the
 `jetstream/pin-error` annotation. The wire itself (gunicorn, TLS) is covered
 by test_failure_policy.py; here the breadth is the point.
+
+Slow backends (a body dripped in small pieces, each gap under the read
+timeout, or nothing after the headers) are given a read timeout longer than
+the admission deadline: the deadline, not the source's timeout, must answer,
+within the deadline + 0.5 s.
 """
 
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +38,8 @@ from webhook.review import parse_review
 from webhook.wiring import Wiring
 
 TIMEOUT = 0.3
+DEADLINE = 1.0
+SLOW_TIMEOUT = 3.0  # per read, over the deadline: only the deadline can end a slow answer
 
 
 @dataclass(frozen=True)
@@ -39,31 +47,31 @@ class Kind:
     """One remote source: its stand-in route, where it goes in the config, its name."""
 
     route: Callable[[], Any]
-    place: Callable[[dict[str, Any], str], None]
+    place: Callable[[dict[str, Any], str, float], None]
     source: str
 
 
-def _bigquery(config: dict[str, Any], url: str) -> None:
-    config["enrollments"] = bigquery_source(url, timeout=TIMEOUT)
+def _bigquery(config: dict[str, Any], url: str, timeout: float = TIMEOUT) -> None:
+    config["enrollments"] = bigquery_source(url, timeout=timeout)
     config["cache"] = {"prefetchEnrollments": False}
 
 
-def _artifactregistry(config: dict[str, Any], url: str) -> None:
+def _artifactregistry(config: dict[str, Any], url: str, timeout: float = TIMEOUT) -> None:
     history = SimpleArtifactRegistry().source(url)
-    history["timeoutSeconds"] = TIMEOUT
+    history["timeoutSeconds"] = timeout
     config["images"][0]["history"] = history
 
 
-def _oci(config: dict[str, Any], url: str) -> None:
+def _oci(config: dict[str, Any], url: str, timeout: float = TIMEOUT) -> None:
     config["images"][0]["history"] = {
-        "type": "oci", "name": "team/app", "endpoint": url, "timeoutSeconds": TIMEOUT,
+        "type": "oci", "name": "team/app", "endpoint": url, "timeoutSeconds": timeout,
     }  # fmt: skip
 
 
-def _github(config: dict[str, Any], url: str) -> None:
+def _github(config: dict[str, Any], url: str, timeout: float = TIMEOUT) -> None:
     config["configRepos"][0]["history"] = {
         "type": "github", "repo": "mozilla/metric-hub", "branch": "main",
-        "endpoint": url, "timeoutSeconds": TIMEOUT,
+        "endpoint": url, "timeoutSeconds": timeout,
     }  # fmt: skip
 
 
@@ -98,9 +106,21 @@ FAULTS: dict[str, tuple[Reply | None, str]] = {
     "refused": (None, "connect"),
 }  # fmt: skip
 
+_JSON = {"Content-Type": "application/json"}
+SLOW_FAULTS: dict[str, Reply] = {
+    # 10 bytes every 0.25 s: every gap far under the read timeout, 10 s in all.
+    "slow drip": Reply(200, b" " * 398 + b"{}", _JSON, drip=0.25),
+    "hang after headers": Reply(200, b"{}", _JSON, hang=10.0),
+}
+
 
 @contextmanager
 def backend(kind: Kind, fault: str) -> Iterator[str]:
+    if fault in SLOW_FAULTS:
+        with serving(kind.route()) as stand_in:
+            stand_in.fault = SLOW_FAULTS[fault]
+            yield stand_in.url
+        return
     if fault == "refused":
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -112,10 +132,13 @@ def backend(kind: Kind, fault: str) -> Iterator[str]:
         yield stand_in.url
 
 
-def admit(tmp_path: Path, kind: Kind, url: str, on_error: str) -> tuple[dict[str, Any], Any]:
+def admit(
+    tmp_path: Path, kind: Kind, url: str, on_error: str, timeout: float = TIMEOUT
+) -> tuple[dict[str, Any], Any]:
     config: dict[str, Any] = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
     config["onError"] = on_error
-    kind.place(config, url)
+    config["server"] = {"admissionDeadlineSeconds": DEADLINE}
+    kind.place(config, url, timeout)
     review = review_of(argo_pod("my-experiment"))
     admitter = Wiring(parse_config(config, EXAMPLES)).admitter
     return review, admitter.admit(parse_review(review)).response
@@ -157,3 +180,28 @@ def test_every_source_answers_when_healthy(tmp_path: Path) -> None:
             _, response = admit(tmp_path, kind, stand_in.url, "deny")
         assert response["response"]["allowed"] is True, (kind.source, response)
         assert "patch" in response["response"]
+
+
+@pytest.mark.parametrize("on_error", ["deny", "allow"])
+@pytest.mark.parametrize("fault", list(SLOW_FAULTS))
+@pytest.mark.parametrize("name", list(KINDS))
+def test_slow_backend_answered_within_the_deadline(
+    tmp_path: Path, name: str, fault: str, on_error: str
+) -> None:
+    kind = KINDS[name]
+    with backend(kind, fault) as url:
+        started = time.monotonic()
+        review, response = admit(tmp_path, kind, url, on_error, timeout=SLOW_TIMEOUT)
+        elapsed = time.monotonic() - started
+    print(f"{name} {fault} {on_error}: answered in {elapsed:.2f}s")
+    assert elapsed < DEADLINE + 0.5, f"answered after {elapsed:.2f}s"
+    body = response["response"]
+    cause = f"no answer within the admission deadline of {DEADLINE:g}s"
+    if on_error == "deny":
+        assert (body["status"]["code"], body["status"]["reason"]) == (503, "ServiceUnavailable")
+        assert kind.source in body["status"]["message"]
+        assert cause in body["status"]["message"]
+    else:
+        pod = apply_response(review["request"]["object"], response)
+        assert pod["spec"] == review["request"]["object"]["spec"]
+        assert cause in pod["metadata"]["annotations"]["jetstream/pin-error"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -90,3 +91,15 @@ def test_missing_default_credentials_is_a_clear_source_error(
     monkeypatch.setenv("NO_GCE_CHECK", "True")
     with pytest.raises(SourceError, match="no Google Application Default Credentials"):
         GoogleCredentials("bigquery enrollments", "default").token()
+
+
+def test_a_dripping_answer_ends_at_the_timeout_in_all() -> None:
+    """Each gap (0.1 s) is far under the timeout; the whole answer (4 s) is not."""
+    drip = Reply(200, b" " * 398 + b"{}", {"Content-Type": "application/json"}, drip=0.1)
+    with serving(lambda _: drip) as stand_in:
+        client = HttpClient("test source", stand_in.url, 0.5)
+        started = time.monotonic()
+        with pytest.raises(SourceError, match=r"timed out after 0.5s"):
+            client.get_json("/drip")
+        elapsed = time.monotonic() - started
+    assert elapsed < 0.5 + 0.5, f"took {elapsed:.2f}s"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
+import time
 
 import pytest
 
@@ -83,3 +85,36 @@ def test_batching_handler_writes_every_record_in_order() -> None:
     assert [entry["n"] for entry in written] == list(range(500))
     assert written[0]["message"] == "line 0"
     assert written[0]["severity"] == "WARNING"
+
+
+class StalledStream(io.StringIO):
+    """An output whose writes block until released: a pipe nobody reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.release.wait(10)
+        return super().write(text)
+
+
+def test_a_stalled_output_drops_lines_instead_of_growing() -> None:
+    stream = StalledStream()
+    handler = BatchingHandler(stream, JsonFormatter(), max_pending=50)
+    logger = logging.getLogger("test.stalled")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        started = time.monotonic()
+        for n in range(1000):
+            logger.warning("line %d", n)
+        assert time.monotonic() - started < 5, "logging blocked on the stalled output"
+        # Kept: the writer's first record and one batch (each at most the queue's 50),
+        # plus the 50 queued behind them; everything else was dropped and counted.
+        assert handler.dropped >= 1000 - 1 - 50 - 50
+        assert handler._records.qsize() <= 50
+    finally:
+        stream.release.set()
+        logger.removeHandler(handler)
+        handler.close()

@@ -49,7 +49,9 @@ class ArtifactRegistryImages:
     ) -> None:
         self.source = source
         self.name = f"artifactregistry {source.project}/{source.repository}/{source.image}"
-        self.google = google or GoogleCredentials(self.name, source.credentials)
+        self.google = google or GoogleCredentials(
+            self.name, source.credentials, source.timeout_seconds
+        )
         self.http = HttpClient(
             self.name, source.endpoint or PUBLIC_ENDPOINT, source.timeout_seconds,
             auth=self.google.headers,

@@ -6,7 +6,8 @@ tooling. So the label (epoch seconds), else the creation time, is when the
 experiment enrolled; no table means it has not enrolled yet.
 
 Calls use the real google-cloud-bigquery client with retries off: one attempt
-bounded by `timeoutSeconds`, because admission is on the critical path and
+bounded by `timeoutSeconds` in all (body included, see `WallClockSession`),
+because admission is on the critical path and
 the failure policy, not a retry loop, decides what happens next.
 """
 
@@ -27,7 +28,7 @@ from google.cloud import bigquery
 from webhook.config import BigQuerySource
 from webhook.pinning import enrollments_table
 from webhook.sources import EnrolledExperiment, SourceError
-from webhook.sources.google import GoogleCredentials
+from webhook.sources.google import GoogleCredentials, WallClockSession
 
 TABLE_PREFIX = "enrollments_"
 LAST_UPDATED = "last_updated"
@@ -59,7 +60,9 @@ class BigQueryEnrollments:
     ) -> None:
         self.config = config
         self.name = f"bigquery {config.project}.{config.dataset}"
-        self.credentials = credentials or GoogleCredentials(self.name, config.credentials)
+        self.credentials = credentials or GoogleCredentials(
+            self.name, config.credentials, config.timeout_seconds
+        )
         self._client: bigquery.Client | None = None
         self._lock = threading.Lock()
 
@@ -71,10 +74,12 @@ class BigQueryEnrollments:
                     if self.config.endpoint
                     else None
                 )
+                credentials = self.credentials.credentials()
                 self._client = bigquery.Client(
                     project=self.config.project,
-                    credentials=self.credentials.credentials(),
+                    credentials=credentials,
                     client_options=options,
+                    _http=WallClockSession(credentials, self.config.timeout_seconds),
                 )
             return self._client
 

@@ -86,7 +86,9 @@ class GcrImages:
     ) -> None:
         host, _, path = repository.partition("/")
         self.name = f"gcr {repository}"
-        self.google = google or GoogleCredentials(self.name, source.credentials)
+        self.google = google or GoogleCredentials(
+            self.name, source.credentials, source.timeout_seconds
+        )
         self.registry = RegistryClient(
             self.name,
             source.endpoint or f"https://{host}",

@@ -5,21 +5,31 @@ same way, describe failures the same way (never echoing a token or a body
 that might hold one), and attach credentials only to the hosts they were
 configured for: an address taken from an answer (a paging link, a token
 realm) on another host gets no Authorization header.
+
+`timeoutSeconds` is wall-clock for the whole request, not per read:
+`requests` alone restarts its read timeout at every byte, so a backend
+dripping a few bytes a second would hold the call for as long as it likes.
+The body is read in chunks and the clock checked between them; a request
+ends at most one read gap after its timeout.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3.exceptions
 
 from webhook.sources import SourceError
 
 AuthHeaders = Callable[[], Mapping[str, str]]
 USER_AGENT = "jetstream-pin"
+CHUNK_BYTES = 65536
+MAX_ANSWER_BYTES = 64 * 1024 * 1024  # far above any listing; a bound, not a limit in use
 
 
 def host_of(url: str) -> str:
@@ -66,14 +76,21 @@ class HttpClient:
         if authenticate and self.auth is not None and self.may_send_credentials(url):
             sent.update(self.auth())
         try:
-            response = self.session.get(
-                url, params=params, headers=sent, timeout=self.timeout, allow_redirects=False
+            response = wall_clock_request(
+                self.session.get,
+                self.timeout,
+                url=url,
+                params=params,
+                headers=sent,
+                allow_redirects=False,
             )
         except requests.Timeout:
             raise SourceError(self.source, f"timed out after {self.timeout:g}s") from None
         except requests.ConnectionError:
             raise SourceError(self.source, f"cannot connect to {host_of(url)}") from None
-        except requests.RequestException as err:
+        except AnswerTooLarge:
+            raise SourceError(self.source, "answer larger than 64 MiB") from None
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
             raise SourceError(self.source, f"request failed: {type(err).__name__}") from None
         if response.status_code not in ok:
             raise SourceError(self.source, describe_status(response))
@@ -87,6 +104,48 @@ class HttpClient:
         ok: Collection[int] = (200,),
     ) -> Any:
         return parse_json(self.source, self.get(path, params, headers, ok))
+
+
+class AnswerTooSlow(requests.Timeout):
+    """The body was still arriving when the request's wall-clock time ran out."""
+
+
+class AnswerTooLarge(requests.RequestException):
+    pass
+
+
+def read_body(response: requests.Response, expires: float) -> bytes:
+    """A streamed response's whole body, checking the clock (time.monotonic) between reads."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            if time.monotonic() > expires:
+                raise AnswerTooSlow("the answer was still arriving at the timeout")
+            chunk = response.raw.read1(CHUNK_BYTES, decode_content=True)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise AnswerTooLarge(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+            chunks.append(chunk)
+    except (TimeoutError, urllib3.exceptions.TimeoutError):
+        raise AnswerTooSlow("no data within the read timeout") from None
+
+
+def wall_clock_request(
+    send: Callable[..., requests.Response], timeout: float, **kwargs: Any
+) -> requests.Response:
+    """`send(stream=True, timeout=..., **kwargs)` with the body read within `timeout` in all."""
+    started = time.monotonic()
+    response = send(stream=True, timeout=timeout, **kwargs)
+    try:
+        response._content = read_body(response, started + timeout)
+    except BaseException:
+        response.close()
+        raise
+    response.raw.release_conn()
+    return response
 
 
 def describe_status(response: requests.Response) -> str:

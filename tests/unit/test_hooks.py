@@ -1,0 +1,51 @@
+"""What the front end's loop answers itself: probes and the overloaded review."""
+
+from __future__ import annotations
+
+import json
+
+from tests.builders import EXAMPLES, argo_pod, review_of
+from webhook.config import load_config
+from webhook.hooks import AppHooks
+from webhook.wiring import Wiring
+
+
+def hooks(ready: bool = True) -> AppHooks:
+    admitter = Wiring(load_config(EXAMPLES / "config.yaml")).admitter
+    return AppHooks(admitter, lambda: (ready, "ready" if ready else "draining: shutting down"))
+
+
+def test_liveness_answers_whatever_the_state() -> None:
+    assert hooks(ready=False).probe("/healthz", saturated_for=100.0)[0] == 200
+
+
+def test_readiness_reports_draining_and_a_long_saturation() -> None:
+    assert hooks().probe("/readyz", saturated_for=0.0)[0] == 200
+    assert hooks().probe("/readyz", saturated_for=3.0)[0] == 200  # under the 8 s deadline
+    code, body = hooks().probe("/readyz", saturated_for=9.0)
+    assert code == 503
+    assert "every admission thread busy" in json.loads(body)["detail"]
+    code, body = hooks(ready=False).probe("/readyz", saturated_for=0.0)
+    assert (code, json.loads(body)["detail"]) == (503, "draining: shutting down")
+
+
+def test_an_overloaded_experiment_pod_gets_the_failure_policy() -> None:
+    review = review_of(argo_pod("my-experiment"))
+    status, _, body = hooks().overloaded(json.dumps(review).encode(), waited=8.0)
+    answer = json.loads(body)["response"]
+    assert status.startswith("200")
+    assert answer["uid"] == review["request"]["uid"]
+    assert (answer["allowed"], answer["status"]["code"]) == (False, 503)
+    assert "every admission thread was busy" in answer["status"]["message"]
+
+
+def test_an_overloaded_pod_that_is_not_an_experiment_still_passes() -> None:
+    review = review_of(argo_pod(None))
+    _, _, body = hooks().overloaded(json.dumps(review).encode(), waited=8.0)
+    assert json.loads(body)["response"]["allowed"] is True
+
+
+def test_an_overloaded_malformed_body_is_a_400() -> None:
+    status, _, body = hooks().overloaded(b"{", waited=8.0)
+    assert status.startswith("400")
+    assert "not a valid AdmissionReview" in json.loads(body)["error"]

@@ -1,0 +1,420 @@
+"""The front end: request I/O on one event loop, decisions in a pool of threads.
+
+gunicorn's gthread worker reads TLS handshakes, headers and bodies inside
+the threads that run the app, with no deadline: sixteen clients that connect
+and send nothing stop every admission. Here one asyncio loop per worker
+process does all the waiting on clients, each phase with its own timeout
+(handshake, headers, body, idle keep-alive, writes) and a bound on open
+connections; a request reaches the app's threads only once it is complete.
+
+What no admission can occupy, the loop answers itself: the kubelet's probes
+(`/healthz`, `/readyz` on the admission port). A review that finds every
+app thread busy and cannot start within its deadline gets the failure
+policy's answer at the deadline instead of waiting on, so the API server is
+never the one that times out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol
+
+from webhook import metrics
+from webhook.httpwire import (
+    BadRequest,
+    Head,
+    environ,
+    json_error,
+    parse_head,
+    response,
+    status_line,
+)
+
+log = logging.getLogger(__name__)
+
+ARRIVED = "jetstream_pin.arrived"  # environ key: time.monotonic() when the head arrived
+PROBES = frozenset({"/healthz", "/readyz"})
+DISCARD_FACTOR = 4  # an oversized body is read away up to this many times the limit
+TICK_SECONDS = 0.5
+
+Answer = tuple[str, list[tuple[str, str]], bytes]
+Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long a client may take over each phase, and how many may be connected."""
+
+    handshake_seconds: float = 5.0
+    header_seconds: float = 5.0  # from the first byte of a request to the end of its head
+    body_seconds: float = 10.0
+    idle_seconds: float = 60.0  # a keep-alive connection between requests
+    write_seconds: float = 10.0
+    max_connections: int = 1024  # per worker process; more wait in the kernel's backlog
+    max_head_bytes: int = 65536
+    max_body_bytes: int = 6 * 1024 * 1024
+
+
+class Hooks(Protocol):
+    """What the app tells the front end: probes, the deadline, the answer when overloaded."""
+
+    deadline_seconds: float | None
+
+    def probe(self, path: str, saturated_for: float) -> tuple[int, bytes]: ...
+
+    def overloaded(self, body: bytes, waited: float) -> Answer: ...
+
+
+class PlainHooks:
+    """For an app without hooks of its own (the benchmark's no-op): always alive and ready."""
+
+    deadline_seconds: float | None = None
+
+    def probe(self, path: str, saturated_for: float) -> tuple[int, bytes]:
+        return 200, b'{"status": "ok"}'
+
+    def overloaded(self, body: bytes, waited: float) -> Answer:
+        return status_line(503), [("Content-Type", "application/json")], json_error(503, "busy")
+
+
+def call_wsgi(app: Wsgi, env: dict[str, Any]) -> Answer:
+    """Run the app for one request and collect its whole answer (in a pool thread)."""
+    started: list[Any] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], _exc: Any = None) -> Any:
+        started[:] = [status, headers]
+        return _no_write
+
+    result = app(env, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return started[0], list(started[1]), body
+
+
+def _no_write(_data: bytes) -> None:
+    raise RuntimeError("the write() callable of WSGI is not supported")
+
+
+class _Job:
+    __slots__ = ("abandoned", "lock", "started")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started = False
+        self.abandoned = False
+
+
+class AppPool:
+    """The threads that run the app, and how long all of them have been busy."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="admission")
+        self._lock = threading.Lock()
+        self.busy = 0
+        self._saturated_since: float | None = None
+
+    def saturated_for(self) -> float:
+        since = self._saturated_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    async def run(self, call: Callable[[], Answer], expires: float | None) -> Answer | None:
+        """`call()` in a thread; None if it had not started by `expires` (then it never will)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Answer | None] = loop.create_future()
+        job = _Job()
+
+        def work() -> None:
+            with job.lock:
+                if job.abandoned:
+                    return
+                job.started = True
+            self._enter()
+            try:
+                answer = call()
+            except BaseException as err:
+                loop.call_soon_threadsafe(_settle, done, None, err)
+                return
+            finally:
+                self._leave()
+            loop.call_soon_threadsafe(_settle, done, answer, None)
+
+        self._executor.submit(work)
+        timer = None if expires is None else loop.call_at(expires, _expire, job, done)
+        try:
+            return await done
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.busy += 1
+            if self.busy >= self.threads and self._saturated_since is None:
+                self._saturated_since = time.monotonic()
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.busy -= 1
+            if self.busy < self.threads:
+                self._saturated_since = None
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _settle(
+    done: asyncio.Future[Answer | None], answer: Answer | None, error: BaseException | None
+) -> None:
+    if done.done():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(answer)
+
+
+def _expire(job: _Job, done: asyncio.Future[Answer | None]) -> None:
+    with job.lock:
+        if job.started:
+            return  # running: the admission's own deadline answers in time
+        job.abandoned = True
+    if not done.done():
+        done.set_result(None)
+
+
+@dataclass
+class _Connection:
+    idle: bool = True
+
+
+class Front:
+    """Serves the listening sockets of one worker process until `alive()` turns false."""
+
+    def __init__(
+        self,
+        app: Wsgi,
+        listeners: Sequence[socket.socket],
+        tls: Callable[[], ssl.SSLContext],
+        webhook_port: int,
+        threads: int,
+        limits: Limits = Limits(),
+        hooks: Hooks | None = None,
+    ) -> None:
+        self.app = app
+        self.listeners = list(listeners)
+        self.tls = tls
+        self.webhook_port = webhook_port
+        self.limits = limits
+        self.hooks: Hooks = hooks or PlainHooks()
+        self.pool = AppPool(threads)
+        self.stopping = False
+        self._connections: dict[asyncio.Task[None], _Connection] = {}
+        self._slots: asyncio.Semaphore | None = None
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
+    async def serve(
+        self,
+        alive: Callable[[], bool],
+        heartbeat: Callable[[], None] = lambda: None,
+        graceful_seconds: float = 25.0,
+    ) -> None:
+        self._slots = asyncio.Semaphore(self.limits.max_connections)
+        accepting = [asyncio.create_task(self._accept(sock)) for sock in self.listeners]
+        try:
+            while alive():
+                heartbeat()
+                await asyncio.sleep(TICK_SECONDS)
+        finally:
+            self.stopping = True
+            for task in accepting:
+                task.cancel()
+            await self._finish(graceful_seconds, heartbeat)
+            self.pool.shutdown()
+
+    async def _finish(self, graceful_seconds: float, heartbeat: Callable[[], None]) -> None:
+        """Close idle connections; let requests in flight end, for `graceful_seconds` at most."""
+        deadline = time.monotonic() + graceful_seconds
+        while self._connections and time.monotonic() < deadline:
+            for task, state in list(self._connections.items()):
+                if state.idle:
+                    task.cancel()
+            heartbeat()
+            await asyncio.wait(list(self._connections), timeout=TICK_SECONDS)
+        for task in list(self._connections):
+            task.cancel()
+
+    async def _accept(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        listener.setblocking(False)
+        assert self._slots is not None
+        port = listener.getsockname()[1]
+        while True:
+            await self._slots.acquire()
+            try:
+                sock, peer = await loop.sock_accept(listener)
+            except OSError:
+                self._slots.release()
+                await asyncio.sleep(0.05)  # EMFILE and friends: do not spin
+                continue
+            state = _Connection()
+            task = asyncio.create_task(self._serve_connection(sock, peer, port, state))
+            self._connections[task] = state
+            task.add_done_callback(self._closed)
+
+    def _closed(self, task: asyncio.Task[None]) -> None:
+        self._connections.pop(task, None)
+        if self._slots is not None:
+            self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("connection failed: %r", task.exception())
+
+    async def _serve_connection(
+        self, sock: socket.socket, peer: Any, port: int, state: _Connection
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = asyncio.StreamReader(limit=self.limits.max_head_bytes)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            async with asyncio.timeout(self.limits.handshake_seconds + 1):
+                transport, _ = await loop.connect_accepted_socket(
+                    lambda: protocol,
+                    sock,
+                    ssl=self.tls(),
+                    ssl_handshake_timeout=self.limits.handshake_seconds,
+                    ssl_shutdown_timeout=2.0,
+                )
+        except (OSError, ssl.SSLError, TimeoutError):
+            sock.close()
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        try:
+            await self._requests(reader, writer, peer, port, state)
+        except (OSError, ssl.SSLError):
+            pass  # the client went away
+        finally:
+            transport.close()
+
+    async def _requests(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: Any,
+        port: int,
+        state: _Connection,
+    ) -> None:
+        limits = self.limits
+        wait_first = limits.header_seconds  # a new connection must start its request promptly
+        while not self.stopping:
+            state.idle = True
+            try:
+                async with asyncio.timeout(wait_first):
+                    start = await reader.read(1)
+                if not start:
+                    return
+                state.idle = False
+                arrived = time.monotonic()
+                async with asyncio.timeout(limits.header_seconds):
+                    rest = await reader.readuntil(b"\r\n\r\n")
+            except (TimeoutError, asyncio.IncompleteReadError):
+                return  # silent, or too slow with its headers: closed
+            except (asyncio.LimitOverrunError, ValueError):
+                await self._refuse(writer, 431, "the request head is too large")
+                return
+            try:
+                head = parse_head(start + rest)
+            except BadRequest as err:
+                await self._refuse(writer, err.status, str(err))
+                return
+            body = await self._body(reader, writer, head)
+            if body is None:
+                return
+            status, headers, payload = await self._answer(head, body, peer, port, arrived)
+            # Over the limit, the body was read away, not kept: the connection ends with it.
+            keep_alive = head.keep_alive and not self.stopping
+            keep_alive = keep_alive and head.content_length <= limits.max_body_bytes
+            wire = response(status, headers, payload, keep_alive)
+            if head.method == "HEAD":
+                wire = wire[: len(wire) - len(payload)]  # the length, not the body
+            writer.write(wire)
+            async with asyncio.timeout(limits.write_seconds):
+                await writer.drain()
+            if not keep_alive:
+                return
+            wait_first = limits.idle_seconds
+
+    async def _body(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: Head
+    ) -> bytes | None:
+        """The body (empty when over the limit: read away); None: too slow, connection closed."""
+        length = head.content_length
+        limit = self.limits.max_body_bytes
+        if length > limit * DISCARD_FACTOR:
+            await self._refuse(writer, 400, f"the body is larger than the limit of {limit} bytes")
+            return None
+        if head.expects_continue and length:
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        try:
+            async with asyncio.timeout(self.limits.body_seconds):
+                if length <= limit:
+                    return await reader.readexactly(length) if length else b""
+                remaining = length
+                while remaining > 0:
+                    chunk = await reader.read(min(remaining, 65536))
+                    if not chunk:
+                        return None
+                    remaining -= len(chunk)
+                return b""  # the app answers 400 from the Content-Length alone
+        except (TimeoutError, asyncio.IncompleteReadError):
+            return None
+
+    async def _answer(
+        self, head: Head, body: bytes, peer: Any, port: int, arrived: float
+    ) -> Answer:
+        admission = port == self.webhook_port
+        if admission and head.method == "GET" and head.path in PROBES:
+            code, payload = self.hooks.probe(head.path, self.pool.saturated_for())
+            return status_line(code), [("Content-Type", "application/json")], payload
+        env = environ(head, body, port, peer, {ARRIVED: arrived})
+        deadline = self.hooks.deadline_seconds
+        expires = arrived + deadline if admission and deadline and head.method == "POST" else None
+        try:
+            answer = await self.pool.run(partial(call_wsgi, self.app, env), expires)
+        except Exception:
+            log.exception("the app failed on %s", head.path)
+            return status_line(500), [("Content-Type", "application/json")], json_error(500, "")
+        if answer is None:
+            metrics.OVERLOADED.labels("deadline").inc()
+            return self.hooks.overloaded(body, time.monotonic() - arrived)
+        return answer
+
+    async def _refuse(self, writer: asyncio.StreamWriter, code: int, why: str) -> None:
+        writer.write(
+            response(
+                status_line(code),
+                [("Content-Type", "application/json")],
+                json_error(code, why),
+                keep_alive=False,
+            )
+        )
+        with contextlib.suppress(TimeoutError, OSError):
+            async with asyncio.timeout(self.limits.write_seconds):
+                await writer.drain()

@@ -1,0 +1,56 @@
+"""What the front end asks of the app on its event loop, never in an admission thread.
+
+Probes must answer however busy the admission threads are, and report real
+state: liveness is the loop answering at all; readiness is the app's own
+(not draining, sources loaded) and the admission threads not all busy for
+longer than a deadline. A review that could not get a thread within its
+deadline is answered here with the failure policy, at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+from webhook import metrics
+from webhook.admission import Admitter
+from webhook.front import Answer
+from webhook.httpwire import json_error, status_line
+from webhook.review import MalformedReview, parse_review
+
+decisions = logging.getLogger("webhook.decisions")
+Readiness = Callable[[], tuple[bool, str]]
+JSON = [("Content-Type", "application/json")]
+
+
+class AppHooks:
+    def __init__(self, admitter: Admitter, readiness: Readiness) -> None:
+        self.admitter = admitter
+        self.readiness = readiness
+        self.deadline_seconds = admitter.deadline_seconds
+
+    def probe(self, path: str, saturated_for: float) -> tuple[int, bytes]:
+        if path == "/healthz":
+            return 200, b'{"status": "ok"}'
+        ready, why = self.readiness()
+        limit = self.deadline_seconds
+        if ready and limit is not None and saturated_for > limit:
+            ready, why = False, f"every admission thread busy for {saturated_for:.1f}s"
+        body = {"status": "ready" if ready else "not ready", "detail": why}
+        return (200 if ready else 503), json.dumps(body).encode()
+
+    def overloaded(self, body: bytes, waited: float) -> Answer:
+        try:
+            review = parse_review(json.loads(body))
+        except (ValueError, RecursionError, MalformedReview) as err:
+            metrics.ADMISSIONS.labels("malformed", "").inc()
+            message = f"not a valid AdmissionReview v1: {str(err)[:200]}"
+            return status_line(400), JSON, json_error(400, message)
+        result = self.admitter.overloaded(review, waited)
+        metrics.ADMISSIONS.labels(str(result.outcome), "").inc()
+        metrics.ADMISSION_SECONDS.labels(str(result.outcome)).observe(waited)
+        fields = result.log_fields()
+        fields.update(uid=review.uid, duration_ms=round(waited * 1000, 3))
+        decisions.warning("admission %s: overloaded", result.outcome, extra={"fields": fields})
+        return status_line(200), JSON, json.dumps(result.response).encode()

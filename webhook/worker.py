@@ -1,0 +1,58 @@
+"""The gunicorn worker class that runs `webhook.front` in each worker process.
+
+gunicorn stays the process manager (the master binds both ports, forks and
+replaces workers, drains on SIGTERM, and the metrics and recent decisions
+are shared across workers as before); this class only replaces how a worker
+serves its sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+from gunicorn.workers.base import Worker
+
+from webhook.app import HOOKS_KEY
+from webhook.front import Front, Hooks, Limits
+
+SWITCH_SECONDS = 0.001
+
+
+class FrontWorker(Worker):  # type: ignore[misc]
+    def run(self) -> None:
+        # The loop needs the GIL back quickly after each app thread's slice, or every
+        # read and write waits out CPython's default 5 ms switch interval.
+        sys.setswitchinterval(SWITCH_SECONDS)
+        server = self.app.webhook_config.server
+        extensions: dict[str, Any] = getattr(self.wsgi, "extensions", {})
+        hooks: Hooks | None = extensions.get(HOOKS_KEY)
+        front = Front(
+            self.wsgi,
+            [listener.sock for listener in self.sockets],
+            self.app.reloading.context,
+            webhook_port=server.port,
+            threads=server.threads,
+            limits=limits_of(server),
+            hooks=hooks,
+        )
+        asyncio.run(
+            front.serve(
+                alive=lambda: self.alive and os.getppid() == self.ppid,
+                heartbeat=self.notify,
+                graceful_seconds=self.cfg.graceful_timeout,
+            )
+        )
+
+
+def limits_of(server: Any) -> Limits:
+    return Limits(
+        handshake_seconds=server.handshake_timeout_seconds,
+        header_seconds=server.header_timeout_seconds,
+        body_seconds=server.body_timeout_seconds,
+        idle_seconds=server.idle_timeout_seconds,
+        max_connections=server.max_connections,
+        max_body_bytes=server.max_request_bytes,
+    )
