@@ -8,6 +8,7 @@ what is stored, never the webhook's own answer.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,7 @@ from tests.builders import JETSTREAM, argo_pod, utc
 from tests.cluster.conftest import Deploy, Deployment
 from tests.controlplane.client import fixture_pod, read_pod
 from tests.controlplane.plane import ControlPlane
-from tests.standins import json_reply
+from tests.standins import Reply, json_reply
 
 WEBHOOK = "pods.jetstream-pin.mozilla.org"
 EMISSARY = "01-create-emissary-v3.6.json"
@@ -194,11 +195,11 @@ def _failing(bigquery: FakeBigQuery) -> None:
     bigquery.stand_in.fault = json_reply({"error": {"code": 500, "message": "backend"}}, 500)
 
 
-def _enrollments(bigquery: FakeBigQuery) -> dict[str, Any]:
+def _enrollments(bigquery: FakeBigQuery, timeout: float = 1) -> dict[str, Any]:
     """Per-slug lookups only (no listing prefetch), so a fault shows on the next pod."""
     assert bigquery.stand_in is not None
     return {
-        "enrollments": bigquery_source(bigquery.stand_in.url, timeout=1),
+        "enrollments": bigquery_source(bigquery.stand_in.url, timeout=timeout),
         "cache": {"prefetchEnrollments": False},
     }
 
@@ -290,3 +291,33 @@ def test_match_conditions_compiled_and_applied(pinning: Deployment) -> None:
     assert pinning.create(other).status == 201  # never sent: an invalid pin is not refused
     ours = argo_pod("my-experiment", labels={"jetstream/pin": "x"})
     assert pinning.create(ours).status == 400
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Reply(200, {"kind": "bigquery#table"}, {"Content-Type": "application/json"}, delay=15.0),
+        Reply(200, b"x" * 400, {"Content-Type": "application/json"}, drip=1.0),  # 10 B/s
+    ],
+    ids=["slow", "dripping"],
+)
+def test_backend_slower_than_the_api_server_deadline_is_a_503_not_a_timeout(
+    deploy: Deploy, bigquery: FakeBigQuery, fault: Reply
+) -> None:
+    """The webhook's own deadline (8 s, the chart's 0.8 x timeoutSeconds) answers before
+    the API server's 10 s: the client gets the designed 503, never "failed calling webhook"."""
+    # The source's own timeout (30 s) is past the API server's: only the deadline can answer.
+    name = f"deadline-{'slow' if fault.delay else 'drip'}"
+    deployment = deploy(name, **_enrollments(bigquery, timeout=30))
+    assert bigquery.stand_in is not None
+    bigquery.stand_in.fault = fault
+    started = time.monotonic()
+    answer = deployment.create(argo_pod("enrolled-experiment"))
+    took = time.monotonic() - started
+    bigquery.stand_in.fault = None
+    assert answer.status == 503, answer.message
+    assert answer.reason == "ServiceUnavailable"
+    assert "failed calling webhook" not in answer.message
+    assert "bigquery" in answer.message
+    assert 7.5 < took < 10, f"answered after {took:.1f} s, not at the 8 s deadline"
+    print(f"\n{'slow' if fault.delay else 'dripping'} BigQuery: 503 after {took:.2f} s")
