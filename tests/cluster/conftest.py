@@ -53,6 +53,16 @@ def oldest_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
     yield from _start(tmp_path_factory.mktemp("control-plane-oldest"), version)
 
 
+@pytest.fixture(scope="session")
+def policy_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """Kubernetes 1.30, the oldest with ValidatingAdmissionPolicy v1 (the chart's policy)."""
+    try:
+        version = tools.version_of_minor(30)
+    except tools.ToolMissing as err:
+        pytest.fail(str(err))
+    yield from _start(tmp_path_factory.mktemp("control-plane-1.30"), version)
+
+
 @dataclass
 class Deployment:
     """One webhook server registered for its own namespace."""
