@@ -233,6 +233,82 @@ def test_match_conditions_only_where_the_cluster_has_them() -> None:
     assert "matchConditions" not in hook
 
 
+def test_admission_policy_matches_what_the_webhook_matches() -> None:
+    objects = render(values={"webhook": {"namespaces": ["argo", "batch"]}})
+    [hook] = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+    spec = one(objects, "ValidatingAdmissionPolicy")["spec"]
+    constraints = spec["matchConstraints"]
+    assert constraints["namespaceSelector"] == hook["namespaceSelector"]
+    assert constraints["objectSelector"] == hook["objectSelector"]
+    assert constraints["resourceRules"] == [
+        {**hook["rules"][0], "operations": ["CREATE", "UPDATE"]}
+    ]
+    [condition] = spec["matchConditions"]
+    [webhook_condition] = hook["matchConditions"]
+    assert condition["expression"] == (
+        f"request.operation == 'UPDATE' || {webhook_condition['expression']}"
+    )
+    assert spec["failurePolicy"] == "Fail"
+    assert [v["reason"] for v in spec["validations"]] == ["Forbidden"] * 3
+    binding = one(objects, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"] == {"policyName": FULLNAME, "validationActions": ["Deny"]}
+
+
+def test_admission_policy_cel_comes_from_the_webhook_config() -> None:
+    """Another image repository and config repo show in the expressions, never a copy."""
+    images = [
+        {"repository": "gcr.io/moz-fx-data-experiments/jetstream", "history": {"type": "gcr"}},
+        {"repository": "registry.example:5000/team/jetstream", "history": {"type": "oci"}},
+    ]
+    repos = [
+        {"name": "metric-hub", "history": {"type": "github", "repo": "mozilla/metric-hub"}},
+        {"name": "extra", "env": "EXTRA_SHA", "history": {"type": "git", "url": "/srv/x"}},
+    ]
+    objects = render(values={"config": {"images": images, "configRepos": repos}})
+    spec = one(objects, "ValidatingAdmissionPolicy")["spec"]
+    variables = {v["name"]: v["expression"] for v in spec["variables"]}
+    assert "c.image.startsWith('registry.example:5000/team/jetstream:')" in variables["targets"]
+    assert "e.name == 'METRIC_HUB_SHA'" in variables["missing"]  # the default env name
+    assert "e.name == 'EXTRA_SHA'" in variables["missing"]
+    assert (
+        "METRIC_HUB_SHA=<commit> and EXTRA_SHA=<commit>"
+        in (spec["validations"][0]["messageExpression"])
+    )
+    # One predicate for "a target container", shared with the webhook's matchCondition.
+    predicate = variables["targets"].removeprefix("variables.containers.filter(c, ")
+    assert variables["oldTargets"] == f"variables.oldContainers.filter(c, {predicate}"
+    [hook] = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+    assert (
+        f"object.spec.containers.exists(c, {predicate}" in hook["matchConditions"][0]["expression"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("sets", "actions"),
+    [
+        ((), ["Deny"]),
+        (("mode=audit",), ["Warn", "Audit"]),
+        (("onError=allow",), ["Warn", "Audit"]),
+        (("validatingPolicy.actions=warn",), ["Warn", "Audit"]),
+        (("mode=audit", "validatingPolicy.actions=deny"), ["Deny"]),
+    ],
+)
+def test_admission_policy_denies_only_where_the_webhook_would(
+    sets: tuple[str, ...], actions: list[str]
+) -> None:
+    binding = one(render(*sets), "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["validationActions"] == actions
+
+
+def test_admission_policy_only_where_the_cluster_has_it() -> None:
+    kinds_old = {o["kind"] for o in render(kube="1.29.15")}
+    assert "MutatingWebhookConfiguration" in kinds_old
+    assert not {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} & kinds_old
+    assert "ValidatingAdmissionPolicy" in {o["kind"] for o in render(kube="1.30.0")}
+    disabled = {o["kind"] for o in render("validatingPolicy.enabled=false")}
+    assert not {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} & disabled
+
+
 def test_own_namespace_can_never_be_a_target() -> None:
     done = run_helm(
         "template",
@@ -461,6 +537,12 @@ def test_network_policy(tmp_path: Path) -> None:
         ),
         ({"config": {"server": {"port": 1}}}, "invalid propertyName 'server'"),
         ({"colour": "blue"}, "additional properties 'colour' not allowed"),
+        (
+            {"validatingPolicy": {"actions": "block"}},
+            "at '/validatingPolicy/actions': value must be one of 'auto', 'deny', 'warn'",
+        ),
+        ({"validatingPolicy": {"enabled": "yes"}}, "at '/validatingPolicy/enabled'"),
+        ({"validatingPolicy": {"mode": "deny"}}, "additional properties 'mode' not allowed"),
     ],
 )
 def test_bad_values_fail_with_the_schema_message(
@@ -494,4 +576,6 @@ def test_default_render_objects() -> None:
         f"Service/{FULLNAME}",
         f"ServiceAccount/{FULLNAME}",
         f"ServiceAccount/{FULLNAME}-certs",
+        f"ValidatingAdmissionPolicy/{FULLNAME}",
+        f"ValidatingAdmissionPolicyBinding/{FULLNAME}",
     ]

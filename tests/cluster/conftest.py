@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.controlplane import registration, release, tools
-from tests.controlplane.client import Answer, create_pod
+from tests.controlplane.client import Answer, create_in
 from tests.controlplane.plane import ControlPlane, running_control_plane
 
 
@@ -53,6 +53,16 @@ def oldest_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
     yield from _start(tmp_path_factory.mktemp("control-plane-oldest"), version)
 
 
+@pytest.fixture(scope="session")
+def policy_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """Kubernetes 1.30, the oldest with ValidatingAdmissionPolicy v1 (the chart's policy)."""
+    try:
+        version = tools.version_of_minor(30)
+    except tools.ToolMissing as err:
+        pytest.fail(str(err))
+    yield from _start(tmp_path_factory.mktemp("control-plane-1.30"), version)
+
+
 @dataclass
 class Deployment:
     """One webhook server registered for its own namespace."""
@@ -71,13 +81,8 @@ class Deployment:
         return release.fullname(self.release)
 
     def create(self, pod: dict[str, Any], dry_run: bool = False, named: bool = False) -> Answer:
-        """Create in this deployment's namespace; unless `named`, under a generated name
-        (as Argo's pods are unique), so the builders' default name never collides."""
-        metadata = pod["metadata"]
-        metadata["namespace"] = self.namespace
-        if not named:
-            metadata["generateName"] = metadata.pop("name") + "-"
-        return create_pod(self.plane, pod, dry_run)
+        """Create in this deployment's namespace (`create_in`)."""
+        return create_in(self.plane, self.namespace, pod, dry_run, named)
 
     def register(self, host: str = "127.0.0.1", ca_pem: bytes | None = None) -> None:
         """(Re-)register the chart's configuration, calling the webhook at `host`."""

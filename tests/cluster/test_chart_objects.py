@@ -3,7 +3,8 @@
 On the newest Kubernetes built and on the oldest the chart claims to support
 (Chart.yaml `kubeVersion`), for each certificate mode: a server-side dry run of
 everything, then everything created for real (no object needs a node; the
-webhook configuration is removed right after, since its Service has no pods).
+webhook configuration and the admission policy are removed right after: the
+first has no pods behind its Service, both are cluster-wide).
 The namespace enforces Pod Security `restricted`, so the API server itself
 judges the chart's pod templates: a warning fails the test.
 """
@@ -17,6 +18,11 @@ from tests.chart.test_chart import MODES
 from tests.controlplane import release
 from tests.controlplane.plane import ControlPlane
 
+CLUSTER_WIDE_ADMISSION = (
+    "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+)
 RESTRICTED = {
     f"pod-security.kubernetes.io/{action}": "restricted" for action in ("enforce", "warn", "audit")
 }
@@ -36,14 +42,21 @@ def _accepts_the_chart(plane: ControlPlane, mode: str) -> None:
     rehearsed = plane.apply(objects, "--dry-run=server")
     assert "Warning" not in rehearsed, rehearsed
     created = plane.apply(objects)
-    [configuration] = [o for o in objects if o["kind"] == "MutatingWebhookConfiguration"]
-    plane.kubectl("delete", "mutatingwebhookconfiguration", configuration["metadata"]["name"])
+    # Cluster-wide and aimed at namespace argo: removed, so no other test meets them.
+    cluster_wide = [o for o in objects if o["kind"] in CLUSTER_WIDE_ADMISSION]
+    for obj in cluster_wide:
+        plane.kubectl("delete", obj["kind"].lower(), obj["metadata"]["name"])
     assert "Warning" not in created, created
     for obj in objects:
         assert f"{obj['kind'].lower()}" in created.lower()
+    [configuration] = [o for o in objects if o["kind"] == "MutatingWebhookConfiguration"]
+    policies = sorted(o["kind"] for o in cluster_wide if o is not configuration)
     if plane.minor >= 30:
         [hook] = configuration["webhooks"]
         assert hook["matchConditions"], "the chart renders matchConditions on 1.30+"
+        assert policies == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+    else:
+        assert policies == [], "ValidatingAdmissionPolicy v1 needs Kubernetes 1.30"
 
 
 @pytest.mark.parametrize("mode", list(MODES))

@@ -1,10 +1,11 @@
 """`scripts/cluster up|down|status`: a local control plane with the webhook registered.
 
 `up` starts etcd, kube-apiserver and the webhook (the embedded default, or
-`--config F`), registers the chart's webhook configuration for namespace
-`argo`, and prints the kubeconfig and a command to try; `--argo` also starts
-Argo's workflow-controller for `argo`. A second `up` reports
-the running control plane instead of starting another. `down` stops every
+`--config F`), installs the chart's admission policy (Kubernetes 1.30 and
+later) and registers its webhook configuration for namespace `argo`, and
+prints the kubeconfig and a command to try; `--argo` also starts
+Argo's workflow-controller for `argo`. A second `up` reports the running
+control plane instead of starting another. `down` stops every
 process `up` started and removes `.tools/cluster`.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from tests.controlplane import argo, registration, release, tools
+from tests.controlplane import argo, policy, registration, release, tools
 from tests.controlplane.plane import STATE_FILE, ControlPlane
 
 STATE_DIR = tools.TOOLS / "cluster"
@@ -52,6 +53,8 @@ def up(version: str | None, config_file: Path | None, with_argo: bool) -> int:
             config.update(_user_config(config_file, config))
         webhook = release.start_webhook(workdir, RELEASE, config)
         plane.adopt(webhook.running)
+        if plane.minor >= 30:  # before the webhook, whose mutation would hide the policy's probe
+            policy.install(plane, RELEASE, release.WORKFLOW_NAMESPACE, values)
         registration.register(
             plane,
             registration.configuration(

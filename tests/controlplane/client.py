@@ -89,6 +89,22 @@ def create_pod(
             api.close()  # type: ignore[no-untyped-call]
 
 
+def create_in(
+    plane: ControlPlane,
+    namespace: str,
+    pod: dict[str, Any],
+    dry_run: bool = False,
+    named: bool = False,
+) -> Answer:
+    """Create `pod` in `namespace`; unless `named`, under a generated name (as Argo's pods
+    are unique), so the builders' default name never collides."""
+    metadata = pod["metadata"]
+    metadata["namespace"] = namespace
+    if not named:
+        metadata["generateName"] = metadata.pop("name") + "-"
+    return create_pod(plane, pod, dry_run)
+
+
 def read_pod(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None:
     with plane.api() as api:
         core: Any = k8s.CoreV1Api(api)

@@ -39,6 +39,16 @@ def oldest_version() -> str:
     return kube_versions()[-1]
 
 
+def version_of_minor(minor: int) -> str:
+    """The built version of Kubernetes 1.`minor` (the chart's policy needs 1.30)."""
+    for version in kube_versions():
+        if int(version.split(".")[1]) == minor:
+            return version
+    raise ToolMissing(
+        f"no Kubernetes 1.{minor} is built: add it to KUBE_VERSIONS in scripts/get-kube"
+    )
+
+
 def kube_binary(name: str, version: str | None = None) -> Path:
     """kube-apiserver or kubectl of `version` (default: the newest built)."""
     folder = TOOLS / "kube" / (version or default_version())

@@ -99,13 +99,42 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
-{{/* CEL: the pod runs one of the configured images (any tag or digest). */}}
-{{- define "jetstream-pin.imageCondition" -}}
+{{/* CEL: container `c` runs one of the configured images (any tag or digest). */}}
+{{- define "jetstream-pin.targetImage" -}}
 {{- $tests := list -}}
 {{- range .Values.config.images -}}
 {{- $repo := .repository -}}
 {{- $tests = append $tests (printf "c.image == '%s' || c.image.startsWith('%s:') || c.image.startsWith('%s@')" $repo $repo $repo) -}}
 {{- end -}}
-{{- $match := printf "has(c.image) && (%s)" (join " || " $tests) -}}
+{{- printf "has(c.image) && (%s)" (join " || " $tests) -}}
+{{- end -}}
+
+{{/* CEL: the pod runs one of the configured images (any tag or digest). */}}
+{{- define "jetstream-pin.imageCondition" -}}
+{{- $match := include "jetstream-pin.targetImage" . -}}
 {{- printf "object.spec.containers.exists(c, %s) || (has(object.spec.initContainers) && object.spec.initContainers.exists(c, %s))" $match $match -}}
+{{- end -}}
+
+{{/* The namespaces whose pods are pinned: never the release's own, nor kube-system. */}}
+{{- define "jetstream-pin.namespaceSelector" -}}
+matchExpressions:
+  - key: kubernetes.io/metadata.name
+    operator: NotIn
+    values: {{ include "jetstream-pin.excludedNamespaces" . }}
+  {{- with .Values.webhook.namespaces }}
+  - key: kubernetes.io/metadata.name
+    operator: In
+    values: {{ toJson . }}
+  {{- end }}
+{{- end -}}
+
+{{/* The admission policy's actions: refuse only when the webhook itself would
+(enforce + deny); in audit mode or onError allow the webhook admits unpinned pods,
+so the policy warns and audits. validatingPolicy.actions forces either. */}}
+{{- define "jetstream-pin.policyActions" -}}
+{{- $actions := .Values.validatingPolicy.actions -}}
+{{- if eq $actions "auto" -}}
+{{- $actions = and (eq .Values.mode "enforce") (eq .Values.onError "deny") | ternary "deny" "warn" -}}
+{{- end -}}
+{{- eq $actions "deny" | ternary "[Deny]" "[Warn, Audit]" -}}
 {{- end -}}
