@@ -224,9 +224,20 @@ def test_defaults_on_the_webhook() -> None:
     assert hook["sideEffects"] == "None"
 
 
+def test_audit_mode_never_refuses_unless_told_to() -> None:
+    [hook] = one(render("mode=audit"), "MutatingWebhookConfiguration")["webhooks"]
+    assert hook["failurePolicy"] == "Ignore"
+    explicit = render("mode=audit", "webhook.failurePolicy=Fail")
+    [hook] = one(explicit, "MutatingWebhookConfiguration")["webhooks"]
+    assert hook["failurePolicy"] == "Fail"
+
+
 def test_match_conditions_only_where_the_cluster_has_them() -> None:
-    [hook] = one(render(kube="1.29.0"), "MutatingWebhookConfiguration")["webhooks"]
+    [hook] = one(render(kube="1.27.16"), "MutatingWebhookConfiguration")["webhooks"]
     assert "matchConditions" not in hook
+    for beta in ("1.28.0", "1.29.5"):  # beta, on by default
+        [hook] = one(render(kube=beta), "MutatingWebhookConfiguration")["webhooks"]
+        assert hook["matchConditions"][0]["name"] == "runs-a-pinned-image"
     [hook] = one(render("webhook.matchConditions=false"), "MutatingWebhookConfiguration")[
         "webhooks"
     ]

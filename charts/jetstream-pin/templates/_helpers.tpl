@@ -109,3 +109,8 @@ seccompProfile:
 {{- $match := printf "has(c.image) && (%s)" (join " || " $tests) -}}
 {{- printf "object.spec.containers.exists(c, %s) || (has(object.spec.initContainers) && object.spec.initContainers.exists(c, %s))" $match $match -}}
 {{- end -}}
+
+{{/* Audit mode must never refuse a pod, not even when the webhook cannot be called. */}}
+{{- define "jetstream-pin.failurePolicy" -}}
+{{- .Values.webhook.failurePolicy | default (eq .Values.mode "audit" | ternary "Ignore" "Fail") -}}
+{{- end -}}
