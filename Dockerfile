@@ -25,5 +25,5 @@ RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
  && groupadd --gid 10001 jetstream-pin \
  && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin jetstream-pin
 USER 10001:10001
-EXPOSE 8443 8444
+EXPOSE 10250 8444
 ENTRYPOINT ["jetstream-pin", "serve"]

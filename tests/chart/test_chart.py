@@ -300,7 +300,7 @@ def test_deployment_is_available_and_hardened() -> None:
     assert context["seccompProfile"] == {"type": "RuntimeDefault"}
     assert "privileged" not in context
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
-        "webhook": 8443,
+        "webhook": 10250,  # GKE private clusters: the control plane reaches 443 and 10250 only
         "admin": 8444,
     }
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
@@ -312,10 +312,10 @@ def test_deployment_is_available_and_hardened() -> None:
     assert mounts["tls"]["mountPath"] == "/etc/jetstream-pin/tls"
     assert "subPath" not in mounts["tls"]
     assert container["resources"]["limits"]["memory"] == "512Mi"
-    assert {p["name"]: p["port"] for p in one(objects, "Service")["spec"]["ports"]} == {
-        "webhook": 443,
-        "admin": 8444,
+    ports = {
+        p["name"]: (p["port"], p["targetPort"]) for p in one(objects, "Service")["spec"]["ports"]
     }
+    assert ports == {"webhook": (443, "webhook"), "admin": (8444, "admin")}
 
 
 def test_rbac_is_minimal() -> None:

@@ -90,7 +90,7 @@ def test_entrypoint_and_no_healthcheck() -> None:
     assert json.loads(entrypoint) == ["jetstream-pin", "serve"]  # exec form: signals reach gunicorn
     assert all(not stage.all("HEALTHCHECK") for stage in stages)
     assert not final.all("CMD")
-    assert set(shlex.split(final.all("EXPOSE")[0])) == {"8443", "8444"}
+    assert set(shlex.split(final.all("EXPOSE")[0])) == {"10250", "8444"}  # the chart's ports
 
 
 @pytest.mark.parametrize("path", [".venv", ".tools", "certs", "tests", ".git"])
