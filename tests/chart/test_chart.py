@@ -280,7 +280,7 @@ def test_deployment_is_available_and_hardened() -> None:
     assert anti["podAffinityTerm"]["labelSelector"]["matchLabels"] == labels
     assert anti["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     pdb = one(objects, "PodDisruptionBudget")
-    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": labels}}
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": labels}}
     assert one(objects, "Service")["spec"]["selector"] == labels
     job_labels = one(objects, "Job")["spec"]["template"]["metadata"]["labels"]
     assert not labels.items() <= job_labels.items(), "the certs Job must not look like a replica"
