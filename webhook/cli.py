@@ -93,6 +93,20 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a --webhook that does not exist yet is not an error (helm pre-install)",
     )
+    issue.add_argument(
+        "--register-from",
+        metavar="NAMESPACE/CONFIGMAP",
+        help="create or update --webhook from the configuration in this ConfigMap, caBundle set",
+    )
+    issue.add_argument(
+        "--wait-for-deployment",
+        metavar="NAMESPACE/NAME",
+        help="with --register-from: first wait until this Deployment has a ready replica",
+    )
+    issue.add_argument("--wait-seconds", type=float, default=240.0, help="how long to wait")
+    issue.add_argument(
+        "--owner-clusterrole", metavar="NAME", help="with --register-from: the owner to set"
+    )
     issue.add_argument("--kubeconfig", type=Path, help="default: the in-cluster service account")
     issue.add_argument("--timeout", type=float, default=10.0, help="per API call, in seconds")
     issue.set_defaults(run=_certs)
@@ -163,9 +177,7 @@ def _certs_in_cluster(args: argparse.Namespace) -> certs.Bundle:
     if args.secret is not None:
         if args.ip:
             raise UsageError("--ip is for --out only: a cluster reaches the webhook by DNS name")
-        namespace, slash, name = args.secret.partition("/")
-        if not slash or not namespace or not name:
-            raise UsageError("--secret must be NAMESPACE/NAME")
+        namespace, name = _namespaced(args.secret, "--secret")
         outcome = ensure_secret(
             api, namespace, name, args.dns, args.days,
             timedelta(days=args.renew_before_days), datetime.now(UTC), args.timeout,
@@ -177,7 +189,9 @@ def _certs_in_cluster(args: argparse.Namespace) -> certs.Bundle:
     else:
         bundle = certs.issue(args.dns, args.ip, args.days)
         ca_bundle = bundle.ca_pem
-    if args.webhook is not None:
+    if args.register_from is not None:
+        _register(api, args, ca_bundle)
+    elif args.webhook is not None:
         patched = patch_ca_bundle(api, args.webhook, ca_bundle, args.timeout)
         if patched is None and not args.allow_missing_webhook:
             raise UsageError(f"mutatingwebhookconfiguration {args.webhook} does not exist")
@@ -190,6 +204,39 @@ def _certs_in_cluster(args: argparse.Namespace) -> certs.Bundle:
                 f"set on {patched} webhook(s)"
             )
     return bundle
+
+
+def _namespaced(value: str, flag: str) -> tuple[str, str]:
+    namespace, slash, name = value.partition("/")
+    if not slash or not namespace or not name:
+        raise UsageError(f"{flag} must be NAMESPACE/NAME")
+    return namespace, name
+
+
+def _register(api: Any, args: argparse.Namespace, ca_bundle: bytes) -> None:
+    """Register --webhook from its ConfigMap once a replica can answer it."""
+    from webhook.kube import registration as reg
+
+    if args.webhook is None:
+        raise UsageError("--register-from needs --webhook NAME")
+    if args.wait_for_deployment is not None:
+        namespace, name = _namespaced(args.wait_for_deployment, "--wait-for-deployment")
+        ready = reg.wait_until_serving(
+            lambda: reg.deployment_readiness(api, namespace, name, args.timeout),
+            args.wait_seconds,
+        )
+        print(f"deployment {namespace}/{name}: {ready.ready}/{ready.wanted} ready")
+    namespace, name = _namespaced(args.register_from, "--register-from")
+    configuration = reg.read_configuration(api, namespace, name, args.timeout)
+    if configuration["metadata"]["name"] != args.webhook:
+        raise UsageError(f"ConfigMap {args.register_from} holds another configuration")
+    owner = None
+    if args.owner_clusterrole is not None:
+        owner = reg.cluster_role_owner(api, args.owner_clusterrole, args.timeout)
+    body = reg.with_trust(configuration, ca_bundle, owner)
+    done = reg.apply_configuration(api, body, args.timeout)
+    count = ca_bundle.count(b"-----BEGIN CERTIFICATE-----")
+    print(f"mutatingwebhookconfiguration {args.webhook}: {done} with caBundle ({count} CA)")
 
 
 def _review(args: argparse.Namespace) -> int:

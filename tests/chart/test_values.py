@@ -160,12 +160,16 @@ def _yaml_keys(cls: type) -> set[str]:
     return {str(f.metadata.get("key", f.name)) for f in dataclasses.fields(cls)}
 
 
-SOURCE_TYPES = typing.get_args(webhook_config.ImageSource) + typing.get_args(
-    webhook_config.ConfigRepoSource
+SOURCE_TYPES: list[type] = sorted(
+    set(
+        typing.get_args(webhook_config.ImageSource)
+        + typing.get_args(webhook_config.ConfigRepoSource)
+    ),
+    key=lambda c: c.__name__,
 )
 
 
-@pytest.mark.parametrize("cls", sorted(set(SOURCE_TYPES), key=lambda c: c.__name__))
+@pytest.mark.parametrize("cls", SOURCE_TYPES)
 def test_schema_knows_exactly_the_keys_of_each_source_type(cls: type) -> None:
     source_type = typing.get_args(typing.get_type_hints(cls)["type"])[0]
     assert set(SCHEMA["definitions"][source_type]["properties"]) == _yaml_keys(cls)
