@@ -1,4 +1,4 @@
-"""`jetstream-pin`: serve | certs | review | explain | report.
+"""`jetstream-pin`: serve | certs | check | review | explain | report.
 
 Operator errors (bad config, unreadable file, invalid slug) print one line
 to stderr and exit 2; they never print a traceback.
@@ -110,6 +110,18 @@ def _parser() -> argparse.ArgumentParser:
     issue.add_argument("--kubeconfig", type=Path, help="default: the in-cluster service account")
     issue.add_argument("--timeout", type=float, default=10.0, help="per API call, in seconds")
     issue.set_defaults(run=_certs)
+
+    check = commands.add_parser(
+        "check",
+        help="dry-run an Argo-shaped pod through the API server and judge the webhook's answer",
+    )
+    check.add_argument("--namespace", required=True, help="a namespace the webhook pins")
+    check.add_argument("--image", required=True, help="one of the configured images, any tag")
+    check.add_argument("--slug", default="jetstream-pin-check", help="the experiment slug")
+    check.add_argument("--mode", choices=["enforce", "audit"], default="enforce")
+    check.add_argument("--kubeconfig", type=Path, help="default: the in-cluster service account")
+    check.add_argument("--timeout", type=float, default=30.0, help="for the API call, in seconds")
+    check.set_defaults(run=_check)
 
     review = commands.add_parser("review", help="print the response /mutate would give")
     _config_option(review)
@@ -237,6 +249,22 @@ def _register(api: Any, args: argparse.Namespace, ca_bundle: bytes) -> None:
     done = reg.apply_configuration(api, body, args.timeout)
     count = ca_bundle.count(b"-----BEGIN CERTIFICATE-----")
     print(f"mutatingwebhookconfiguration {args.webhook}: {done} with caBundle ({count} CA)")
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Exit 0 when the webhook decided as its mode should, 1 when not, 2 when refused."""
+    from webhook.kube import check
+    from webhook.kube.client import api_client
+
+    answer = check.dry_run(
+        api_client(args.kubeconfig),
+        args.namespace,
+        check.sample_pod(args.image, args.slug),
+        args.timeout,
+    )
+    good, said = check.verdict(args.mode, answer)
+    print(f"jetstream-pin check {args.namespace}: {said}")
+    return 0 if good else 1
 
 
 def _review(args: argparse.Namespace) -> int:

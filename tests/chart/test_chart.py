@@ -171,6 +171,9 @@ def test_every_object_is_valid(mode: str) -> None:
                 "ClusterRole",
                 "ClusterRoleBinding",
             )
+        } | {
+            f"{kind}/{FULLNAME}-test": "test"
+            for kind in ("ServiceAccount", "Role", "RoleBinding", "Pod")
         }
     elif mode.startswith("certManager"):
         assert not jobs
@@ -387,6 +390,7 @@ def test_rbac_is_minimal() -> None:
             ("Role", NAMESPACE, "", "secrets", (), ("create",)),
             ("Role", NAMESPACE, "", "secrets", (f"{FULLNAME}-tls",), ("get", "update")),
             ("Role", NAMESPACE, "apps", "deployments", (FULLNAME,), ("get",)),
+            ("Role", "argo", "", "pods", (), ("create",)),  # helm test: one dry run
         ]
     )  # fmt: skip
     everywhere = render("webhook.namespaces=null", "kubernetes.events=false")
@@ -518,4 +522,5 @@ def test_default_render_objects() -> None:
         "RoleBinding/", "RoleBinding/-certs", "RoleBinding/-overrides", "RoleBinding/-renew",
         "Service/", "ServiceAccount/", "ServiceAccount/-certs", "ServiceAccount/-renew",
     ]  # fmt: skip
-    assert kinds(render()) == [name.replace("/", f"/{FULLNAME}") for name in names]
+    names += ["Pod/-test", "Role/-test", "RoleBinding/-test", "ServiceAccount/-test"]  # helm test
+    assert kinds(render()) == sorted(name.replace("/", f"/{FULLNAME}") for name in names)

@@ -126,3 +126,17 @@ def test_probes_priority_class_and_zone_spread() -> None:
     assert spread["topologyKey"] == "topology.kubernetes.io/zone"
     assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
     assert spread["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "webhook"
+
+
+def test_helm_test_targets_a_pinned_namespace() -> None:
+    def target(*sets: str) -> list[str]:
+        pod = [o for o in render(*sets) if o["kind"] == "Pod"]
+        return (
+            [a for a in pod[0]["spec"]["containers"][0]["command"] if "namespace" in a]
+            if pod
+            else []
+        )
+
+    assert target() == ["--namespace=argo"]  # the first of webhook.namespaces
+    assert target("webhook.namespaces=null", "tests.namespace=team-x") == ["--namespace=team-x"]
+    assert target("webhook.namespaces=null") == []  # every namespace, none named: no test
