@@ -7,7 +7,8 @@ from typing import Any
 
 import yaml
 
-from tests.chart.test_chart import FULLNAME, one, render, validate_all
+from tests.builders import ROOT
+from tests.chart.test_chart import CHART, FULLNAME, one, render, validate_all
 from webhook.config import GithubSource, GitSource, OciSource, parse_config
 
 TOKEN = {"name": "github-token", "secret": {"secretName": "github-token"}}
@@ -140,3 +141,29 @@ def test_helm_test_targets_a_pinned_namespace() -> None:
     assert target() == ["--namespace=argo"]  # the first of webhook.namespaces
     assert target("webhook.namespaces=null", "tests.namespace=team-x") == ["--namespace=team-x"]
     assert target("webhook.namespaces=null") == []  # every namespace, none named: no test
+
+
+def test_chart_metadata_points_somewhere_real() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["home"].startswith("https://")
+    assert chart["sources"]
+    assert all(source.startswith("https://") for source in chart["sources"])
+    assert chart["icon"].endswith("/charts/jetstream-pin/icon.svg")
+    assert (CHART / "icon.svg").read_text().startswith("<svg")
+
+
+def test_readme_values_table_names_every_value() -> None:
+    """Each top-level value and each of its keys appears in the README's values table."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("### Values") : readme.index("### Certificates")]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    missing = []
+    for name, value in values.items():
+        keys = [f"{name}.{key}" for key in value] if isinstance(value, dict) else [name]
+        if name in ("config", "staticData", "resources", "image", "overrides", "certificates"):
+            keys = [name]  # documented as a whole (or by their own sections)
+        for key in keys:
+            last = key.rsplit(".", 1)[-1]
+            if f"`{key}" not in table and f"`{last}`" not in table:
+                missing.append(key)
+    assert not missing, f"not in the README's values table: {missing}"

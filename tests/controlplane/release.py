@@ -82,9 +82,12 @@ class _CrdLoader(yaml.SafeLoader):
     not as YAML 1.1's obsolete value tag."""
 
 
-_CrdLoader.add_constructor(
-    "tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node)
-)
+def _plain_string(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    assert isinstance(node, yaml.ScalarNode)
+    return loader.construct_scalar(node)
+
+
+_CrdLoader.add_constructor("tag:yaml.org,2002:value", _plain_string)
 
 
 def install_crds(plane: ControlPlane, project: str, pattern: str = "*.yaml") -> None:
