@@ -18,7 +18,12 @@ from webhook.kube.client import api_client
 from webhook.sources import SourceError
 
 NAMES = ["jetstream-pin", "jetstream-pin.jetstream-pin", "jetstream-pin.jetstream-pin.svc"]
-NOW = datetime.now(UTC)
+
+
+def now() -> datetime:
+    """Read at each call: a time frozen at import is older than a certificate issued
+    minutes later in a long run (it is back-dated by only five minutes)."""
+    return datetime.now(UTC)
 
 
 @pytest.fixture
@@ -35,7 +40,7 @@ def _cert_names(pem: bytes) -> list[str]:
 
 def test_secret_is_written_then_reused(api: ApiServer) -> None:
     client = api_client(api.kubeconfig)
-    first = ensure_secret(client, "jetstream-pin", "tls", NAMES, 365, timedelta(days=30), NOW)
+    first = ensure_secret(client, "jetstream-pin", "tls", NAMES, 365, timedelta(days=30), now())
     assert first.issued
     assert first.why == "the Secret does not exist"
     secret = api.cluster.secret("jetstream-pin", "tls")
@@ -46,7 +51,7 @@ def test_secret_is_written_then_reused(api: ApiServer) -> None:
     assert _cert_names(first.bundle.cert_pem) == NAMES
     assert first.ca_bundle == first.bundle.ca_pem
 
-    again = ensure_secret(client, "jetstream-pin", "tls", NAMES, 365, timedelta(days=30), NOW)
+    again = ensure_secret(client, "jetstream-pin", "tls", NAMES, 365, timedelta(days=30), now())
     assert not again.issued
     assert again.bundle == first.bundle
     assert [c.method for c in api.stand_in.calls("/api/v1/namespaces/jetstream-pin/secrets")] == [
@@ -66,15 +71,15 @@ def test_secret_is_reissued_and_the_old_ca_stays_trusted(
     api: ApiServer, names: list[str], renew_days: int, why: str
 ) -> None:
     client = api_client(api.kubeconfig)
-    first = ensure_secret(client, "ns", "tls", NAMES, 365, timedelta(days=30), NOW)
-    second = ensure_secret(client, "ns", "tls", names, 500, timedelta(days=renew_days), NOW)
+    first = ensure_secret(client, "ns", "tls", NAMES, 365, timedelta(days=30), now())
+    second = ensure_secret(client, "ns", "tls", names, 500, timedelta(days=renew_days), now())
     assert second.issued
     assert why in second.why
     assert second.bundle.ca_pem != first.bundle.ca_pem
     assert api.cluster.secret_file("ns", "tls", "ca.crt") == second.bundle.ca_pem
     assert api.cluster.secret_file("ns", "tls", "ca-previous.crt") == first.bundle.ca_pem
     assert second.ca_bundle == second.bundle.ca_pem + first.bundle.ca_pem
-    reused = ensure_secret(client, "ns", "tls", names, 500, timedelta(days=30), NOW)
+    reused = ensure_secret(client, "ns", "tls", names, 500, timedelta(days=30), now())
     assert not reused.issued
     assert reused.ca_bundle == second.ca_bundle  # both CAs until the old one expires
 
@@ -87,7 +92,9 @@ def test_a_mismatched_secret_is_reissued(api: ApiServer) -> None:
                  "tls.crt": base64.b64encode(one.cert_pem).decode(),
                  "tls.key": base64.b64encode(one.key_pem).decode()},
     })  # fmt: skip
-    outcome = ensure_secret(api_client(api.kubeconfig), "ns", "tls", NAMES, 365, timedelta(1), NOW)
+    outcome = ensure_secret(
+        api_client(api.kubeconfig), "ns", "tls", NAMES, 365, timedelta(1), now()
+    )
     assert outcome.issued
     assert outcome.why == "the stored certificate is not signed by the stored CA"
     assert api.stand_in.calls()[-1].method == "PUT"
@@ -96,7 +103,7 @@ def test_a_mismatched_secret_is_reissued(api: ApiServer) -> None:
 def test_a_secret_of_another_type_is_left_alone(api: ApiServer) -> None:
     api.cluster.add_secret("ns", "tls", {"type": "Opaque", "data": {"x": "eQ=="}})
     with pytest.raises(SourceError, match=r"has type Opaque, not kubernetes\.io/tls"):
-        ensure_secret(api_client(api.kubeconfig), "ns", "tls", NAMES, 365, timedelta(1), NOW)
+        ensure_secret(api_client(api.kubeconfig), "ns", "tls", NAMES, 365, timedelta(1), now())
     assert api.cluster.secret("ns", "tls")["data"] == {"x": "eQ=="}
 
 
