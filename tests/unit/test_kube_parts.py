@@ -47,36 +47,40 @@ def test_workflow_uid_only_from_the_named_argo_owner() -> None:
     assert workflow_uid("junk", "wf") is None
 
 
-NOW = datetime.now(UTC)
+def now() -> datetime:
+    """Read at each call: a time frozen at import predates certificates issued later."""
+    return datetime.now(UTC)
+
+
 NAMES = ["svc.ns.svc"]
 
 
 def test_a_fresh_bundle_is_reusable() -> None:
-    assert certs.why_not_reusable(certs.issue(NAMES), NAMES, NOW, timedelta(days=30)) is None
+    assert certs.why_not_reusable(certs.issue(NAMES), NAMES, now(), timedelta(days=30)) is None
 
 
 def test_reuse_refusals() -> None:
     bundle = certs.issue(NAMES, days=10)
     other = certs.issue(NAMES)
     assert "within the renewal window" in str(
-        certs.why_not_reusable(bundle, NAMES, NOW, timedelta(days=30))
+        certs.why_not_reusable(bundle, NAMES, now(), timedelta(days=30))
     )
     assert (
         certs.why_not_reusable(
-            certs.Bundle(bundle.ca_pem, bundle.cert_pem, other.key_pem), NAMES, NOW, timedelta(1)
+            certs.Bundle(bundle.ca_pem, bundle.cert_pem, other.key_pem), NAMES, now(), timedelta(1)
         )
         == "the stored key does not belong to the certificate"
     )
     assert (
         certs.why_not_reusable(
-            certs.Bundle(b"junk", bundle.cert_pem, bundle.key_pem), NAMES, NOW, timedelta(1)
+            certs.Bundle(b"junk", bundle.cert_pem, bundle.key_pem), NAMES, now(), timedelta(1)
         )
         == "the stored certificate, CA or key cannot be read"
     )
     assert "does not name other.ns.svc" in str(
-        certs.why_not_reusable(bundle, ["other.ns.svc"], NOW, timedelta(1))
+        certs.why_not_reusable(bundle, ["other.ns.svc"], now(), timedelta(1))
     )
-    later = NOW + timedelta(days=20)
+    later = now() + timedelta(days=20)
     assert "expires" in str(certs.why_not_reusable(bundle, NAMES, later, timedelta(0)))
 
 
