@@ -57,3 +57,15 @@ def render(
     if done.returncode != 0:
         raise RuntimeError(f"helm template failed:\n{done.stderr}")
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def webhook_configuration(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The MutatingWebhookConfiguration the release ends up with: a chart object, or (in
+    selfManaged mode) the copy in the ConfigMap that the post-install Job registers."""
+    found = [o for o in objects if o["kind"] == "MutatingWebhookConfiguration"]
+    for obj in objects:
+        if obj["kind"] == "ConfigMap" and "configuration.yaml" in obj.get("data", {}):
+            found.append(yaml.safe_load(obj["data"]["configuration.yaml"]))
+    if len(found) != 1:
+        raise AssertionError(f"expected one webhook configuration, got {len(found)}")
+    return found[0]

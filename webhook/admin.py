@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from flask import Blueprint, Response, redirect
 
@@ -34,15 +35,26 @@ PAGE_HEADERS = {
 
 
 def admin_blueprint(
-    status: StatusSource, history_ages: Callable[[], Mapping[str, float]] = dict
+    status: StatusSource,
+    history_ages: Callable[[], Mapping[str, float]] = dict,
+    certificate: Path | None = None,
+    listing_ages: Callable[[], Mapping[str, float]] = dict,
 ) -> Blueprint:
-    """`history_ages`: seconds since each repository's image history was last listed."""
+    """`history_ages` / `listing_ages`: seconds since each image history / enrollment
+    listing was last refreshed; `certificate`: the serving certificate file, whose
+    expiry every scrape reports (alerts fire on it well before it lapses)."""
     admin = Blueprint(BLUEPRINT, __name__)
+    expiry = metrics.CertificateExpiry(certificate) if certificate is not None else None
 
     @admin.get("/metrics")
     def prometheus() -> Response:
         for repository, age in history_ages().items():
             metrics.IMAGE_HISTORY_AGE.labels(repository).set(age)
+        for source, age in listing_ages().items():
+            metrics.ENROLLMENT_LISTING_AGE.labels(source).set(age)
+        not_after = expiry.current() if expiry is not None else None
+        if not_after is not None:
+            metrics.CERTIFICATE_EXPIRY.labels("serving").set(not_after)
         return Response(
             metrics.exposition(), mimetype=None, headers={"Content-Type": metrics.CONTENT_TYPE}
         )

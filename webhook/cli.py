@@ -1,4 +1,4 @@
-"""`jetstream-pin`: serve | certs | review | explain | report.
+"""`jetstream-pin`: serve | certs | check | review | explain | report.
 
 Operator errors (bad config, unreadable file, invalid slug) print one line
 to stderr and exit 2; they never print a traceback.
@@ -93,9 +93,35 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a --webhook that does not exist yet is not an error (helm pre-install)",
     )
+    issue.add_argument(
+        "--register-from",
+        metavar="NAMESPACE/CONFIGMAP",
+        help="create or update --webhook from the configuration in this ConfigMap, caBundle set",
+    )
+    issue.add_argument(
+        "--wait-for-deployment",
+        metavar="NAMESPACE/NAME",
+        help="with --register-from: first wait until this Deployment has a ready replica",
+    )
+    issue.add_argument("--wait-seconds", type=float, default=240.0, help="how long to wait")
+    issue.add_argument(
+        "--owner-clusterrole", metavar="NAME", help="with --register-from: the owner to set"
+    )
     issue.add_argument("--kubeconfig", type=Path, help="default: the in-cluster service account")
     issue.add_argument("--timeout", type=float, default=10.0, help="per API call, in seconds")
     issue.set_defaults(run=_certs)
+
+    check = commands.add_parser(
+        "check",
+        help="dry-run an Argo-shaped pod through the API server and judge the webhook's answer",
+    )
+    check.add_argument("--namespace", required=True, help="a namespace the webhook pins")
+    check.add_argument("--image", required=True, help="one of the configured images, any tag")
+    check.add_argument("--slug", default="jetstream-pin-check", help="the experiment slug")
+    check.add_argument("--mode", choices=["enforce", "audit"], default="enforce")
+    check.add_argument("--kubeconfig", type=Path, help="default: the in-cluster service account")
+    check.add_argument("--timeout", type=float, default=30.0, help="for the API call, in seconds")
+    check.set_defaults(run=_check)
 
     review = commands.add_parser("review", help="print the response /mutate would give")
     _config_option(review)
@@ -163,9 +189,7 @@ def _certs_in_cluster(args: argparse.Namespace) -> certs.Bundle:
     if args.secret is not None:
         if args.ip:
             raise UsageError("--ip is for --out only: a cluster reaches the webhook by DNS name")
-        namespace, slash, name = args.secret.partition("/")
-        if not slash or not namespace or not name:
-            raise UsageError("--secret must be NAMESPACE/NAME")
+        namespace, name = _namespaced(args.secret, "--secret")
         outcome = ensure_secret(
             api, namespace, name, args.dns, args.days,
             timedelta(days=args.renew_before_days), datetime.now(UTC), args.timeout,
@@ -177,7 +201,9 @@ def _certs_in_cluster(args: argparse.Namespace) -> certs.Bundle:
     else:
         bundle = certs.issue(args.dns, args.ip, args.days)
         ca_bundle = bundle.ca_pem
-    if args.webhook is not None:
+    if args.register_from is not None:
+        _register(api, args, ca_bundle)
+    elif args.webhook is not None:
         patched = patch_ca_bundle(api, args.webhook, ca_bundle, args.timeout)
         if patched is None and not args.allow_missing_webhook:
             raise UsageError(f"mutatingwebhookconfiguration {args.webhook} does not exist")
@@ -190,6 +216,55 @@ def _certs_in_cluster(args: argparse.Namespace) -> certs.Bundle:
                 f"set on {patched} webhook(s)"
             )
     return bundle
+
+
+def _namespaced(value: str, flag: str) -> tuple[str, str]:
+    namespace, slash, name = value.partition("/")
+    if not slash or not namespace or not name:
+        raise UsageError(f"{flag} must be NAMESPACE/NAME")
+    return namespace, name
+
+
+def _register(api: Any, args: argparse.Namespace, ca_bundle: bytes) -> None:
+    """Register --webhook from its ConfigMap once a replica can answer it."""
+    from webhook.kube import registration as reg
+
+    if args.webhook is None:
+        raise UsageError("--register-from needs --webhook NAME")
+    if args.wait_for_deployment is not None:
+        namespace, name = _namespaced(args.wait_for_deployment, "--wait-for-deployment")
+        ready = reg.wait_until_serving(
+            lambda: reg.deployment_readiness(api, namespace, name, args.timeout),
+            args.wait_seconds,
+        )
+        print(f"deployment {namespace}/{name}: {ready.ready}/{ready.wanted} ready")
+    namespace, name = _namespaced(args.register_from, "--register-from")
+    configuration = reg.read_configuration(api, namespace, name, args.timeout)
+    if configuration["metadata"]["name"] != args.webhook:
+        raise UsageError(f"ConfigMap {args.register_from} holds another configuration")
+    owner = None
+    if args.owner_clusterrole is not None:
+        owner = reg.cluster_role_owner(api, args.owner_clusterrole, args.timeout)
+    body = reg.with_trust(configuration, ca_bundle, owner)
+    done = reg.apply_configuration(api, body, args.timeout)
+    count = ca_bundle.count(b"-----BEGIN CERTIFICATE-----")
+    print(f"mutatingwebhookconfiguration {args.webhook}: {done} with caBundle ({count} CA)")
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Exit 0 when the webhook decided as its mode should, 1 when not, 2 when refused."""
+    from webhook.kube import check
+    from webhook.kube.client import api_client
+
+    answer = check.dry_run(
+        api_client(args.kubeconfig),
+        args.namespace,
+        check.sample_pod(args.image, args.slug),
+        args.timeout,
+    )
+    good, said = check.verdict(args.mode, answer)
+    print(f"jetstream-pin check {args.namespace}: {said}")
+    return 0 if good else 1
 
 
 def _review(args: argparse.Namespace) -> int:

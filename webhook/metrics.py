@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+from cryptography import x509
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -73,6 +74,46 @@ IMAGE_HISTORY_AGE = Gauge(
     ["repository"],
     multiprocess_mode="livemin",
 )
+
+ENROLLMENT_LISTING_AGE = Gauge(
+    "jetstream_pin_enrollment_listing_age_seconds",
+    "Seconds since the enrolled experiments were last listed successfully, by source.",
+    ["source"],
+    multiprocess_mode="livemin",
+)
+CERTIFICATE_EXPIRY = Gauge(
+    "jetstream_pin_certificate_expiry_timestamp_seconds",
+    "When the serving certificate expires (notAfter, seconds since the epoch); "
+    "re-read when its file changes.",
+    ["certificate"],
+    multiprocess_mode="livemostrecent",  # a rotation may shorten it: newest read wins
+)
+
+
+class CertificateExpiry:
+    """The notAfter of a PEM certificate file, parsed again only when the file changes.
+
+    A rotated Secret volume swaps a symlink, so the (inode, size, mtime) of the
+    file it points to tells a rotation apart from the same file read twice.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: tuple[int, int, int] | None = None
+        self._expiry: float | None = None
+
+    def current(self) -> float | None:
+        """None while the file is missing or unreadable (the server will not serve then)."""
+        try:
+            stat = self.path.stat()
+            identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            if identity != self._seen:
+                cert = x509.load_pem_x509_certificate(self.path.read_bytes())
+                self._expiry = cert.not_valid_after_utc.timestamp()
+                self._seen = identity
+        except (OSError, ValueError):
+            return None
+        return self._expiry
 
 
 def enable_multiprocess(directory: Path) -> None:

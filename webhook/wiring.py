@@ -350,6 +350,13 @@ class Wiring:
             if cached.history.warm
         }
 
+    def listing_ages(self) -> dict[str, float]:
+        """Seconds since the enrolled experiments were listed (when they are, and warm)."""
+        listing = self.cached_enrollments.listing
+        if listing is None or not listing.warm:
+            return {}
+        return {self.cached_enrollments.name: listing.age}
+
     def app(self) -> Flask:
         server = self.config.server
         return create_app(
@@ -357,6 +364,8 @@ class Wiring:
             server.max_request_bytes,
             self.readiness,
             recorder=self.decision_log,
-            admin=admin_blueprint(self.status(), self.history_ages),
+            admin=admin_blueprint(
+                self.status(), self.history_ages, server.cert_file, self.listing_ages
+            ),
             listeners=Listeners(server.port, server.admin_port),
         )

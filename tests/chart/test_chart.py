@@ -125,37 +125,59 @@ def test_every_object_is_valid(mode: str) -> None:
     validate_all(objects)
     deployment = one(objects, "Deployment")
     secret = deployment["spec"]["template"]["spec"]["volumes"][1]["secret"]["secretName"]
-    webhook = one(objects, "MutatingWebhookConfiguration")
+    webhook = helm.webhook_configuration(objects)
     jobs = [o for o in objects if o["kind"] == "Job"]
     certificates = [o for o in objects if o["kind"] == "Certificate"]
     annotations = webhook["metadata"].get("annotations", {})
     client = webhook["webhooks"][0]["clientConfig"]
     if mode == "selfManaged":
         assert secret == f"{FULLNAME}-tls"
-        [job] = jobs
-        command = job["spec"]["template"]["spec"]["containers"][0]["command"]
-        assert command[:2] == ["jetstream-pin", "certs"]
-        assert f"--secret={NAMESPACE}/{secret}" in command
-        assert f"--webhook={webhook['metadata']['name']}" in command
-        assert f"--dns={FULLNAME}.{NAMESPACE}.svc" in command
+        validate(webhook)  # registered by the post-install Job, so it must be valid too
+        assert "MutatingWebhookConfiguration" not in [o["kind"] for o in objects]
+        cron = one(objects, "CronJob")["spec"]["jobTemplate"]
+        commands = {
+            job["metadata"]["name"]: job["spec"]["template"]["spec"]["containers"][0]["command"]
+            for job in [*jobs, cron | {"metadata": {"name": "renew"}}]
+        }
+        assert set(commands) == {f"{FULLNAME}-certs", f"{FULLNAME}-register", "renew"}
+        for command in commands.values():
+            assert command[:2] == ["jetstream-pin", "certs"]
+            assert f"--secret={NAMESPACE}/{secret}" in command
+            assert f"--webhook={webhook['metadata']['name']}" in command
+            assert f"--dns={FULLNAME}.{NAMESPACE}.svc" in command
+        assert commands[f"{FULLNAME}-register"][-4:] == [
+            f"--register-from={NAMESPACE}/{FULLNAME}-webhook",
+            f"--wait-for-deployment={NAMESPACE}/{FULLNAME}",
+            "--wait-seconds=240",
+            f"--owner-clusterrole={FULLNAME}-renew",
+        ]
         assert "caBundle" not in client
         assert not certificates
         hooks = {
-            o["kind"]: o["metadata"]["annotations"][HOOK]
+            f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["annotations"][HOOK]
             for o in objects
             if HOOK in o["metadata"].get("annotations", {})
         }
-        assert set(hooks) == {
-            "Job",
-            "ServiceAccount",
-            "Role",
-            "RoleBinding",
-            "ClusterRole",
-            "ClusterRoleBinding",
+        every = "pre-install,pre-upgrade,post-install,post-upgrade"
+        assert hooks == {
+            f"Job/{FULLNAME}-certs": "pre-install,pre-upgrade",
+            f"Job/{FULLNAME}-register": "post-install,post-upgrade",
+        } | {
+            f"{kind}/{FULLNAME}-certs": every
+            for kind in (
+                "ServiceAccount",
+                "Role",
+                "RoleBinding",
+                "ClusterRole",
+                "ClusterRoleBinding",
+            )
+        } | {
+            f"{kind}/{FULLNAME}-test": "test"
+            for kind in ("ServiceAccount", "Role", "RoleBinding", "Pod")
         }
-        assert set(hooks.values()) == {"pre-install,pre-upgrade,post-install"}
     elif mode.startswith("certManager"):
         assert not jobs
+        validate(webhook)
         serving = one(objects, "Certificate", f"{FULLNAME}-tls")
         assert serving["spec"]["secretName"] == secret
         assert f"{FULLNAME}.{NAMESPACE}.svc" in serving["spec"]["dnsNames"]
@@ -177,7 +199,7 @@ def test_every_object_is_valid(mode: str) -> None:
 
 def test_webhook_scope_and_policy() -> None:
     objects = render("webhook.failurePolicy=Ignore", "webhook.timeoutSeconds=7")
-    [hook] = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+    [hook] = helm.webhook_configuration(objects)["webhooks"]
     assert hook["admissionReviewVersions"] == ["v1"]
     assert hook["sideEffects"] == "NoneOnDryRun"  # Events are skipped for dryRun
     assert (hook["failurePolicy"], hook["timeoutSeconds"]) == ("Ignore", 7)
@@ -218,18 +240,27 @@ def test_webhook_scope_and_policy() -> None:
 
 
 def test_defaults_on_the_webhook() -> None:
-    [hook] = one(render(), "MutatingWebhookConfiguration")["webhooks"]
+    [hook] = helm.webhook_configuration(render())["webhooks"]
     assert (hook["failurePolicy"], hook["timeoutSeconds"]) == ("Fail", 10)
-    [hook] = one(render("kubernetes.events=false"), "MutatingWebhookConfiguration")["webhooks"]
+    [hook] = helm.webhook_configuration(render("kubernetes.events=false"))["webhooks"]
     assert hook["sideEffects"] == "None"
 
 
+def test_audit_mode_never_refuses_unless_told_to() -> None:
+    [hook] = helm.webhook_configuration(render("mode=audit"))["webhooks"]
+    assert hook["failurePolicy"] == "Ignore"
+    explicit = render("mode=audit", "webhook.failurePolicy=Fail")
+    [hook] = helm.webhook_configuration(explicit)["webhooks"]
+    assert hook["failurePolicy"] == "Fail"
+
+
 def test_match_conditions_only_where_the_cluster_has_them() -> None:
-    [hook] = one(render(kube="1.29.0"), "MutatingWebhookConfiguration")["webhooks"]
+    [hook] = helm.webhook_configuration(render(kube="1.27.16"))["webhooks"]
     assert "matchConditions" not in hook
-    [hook] = one(render("webhook.matchConditions=false"), "MutatingWebhookConfiguration")[
-        "webhooks"
-    ]
+    for beta in ("1.28.0", "1.29.5"):  # beta, on by default
+        [hook] = helm.webhook_configuration(render(kube=beta))["webhooks"]
+        assert hook["matchConditions"][0]["name"] == "runs-a-pinned-image"
+    [hook] = helm.webhook_configuration(render("webhook.matchConditions=false"))["webhooks"]
     assert "matchConditions" not in hook
 
 
@@ -322,7 +353,7 @@ def test_own_namespace_can_never_be_a_target() -> None:
     assert done.returncode != 0
     assert "webhook.namespaces: jetstream-pin is the release's own namespace" in done.stderr
     objects = render("webhook.namespaces=null", "webhook.excludeNamespaces={team-x}")
-    [hook] = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+    [hook] = helm.webhook_configuration(objects)["webhooks"]
     assert hook["namespaceSelector"]["matchExpressions"] == [
         {
             "key": "kubernetes.io/metadata.name",
@@ -345,10 +376,11 @@ def test_deployment_is_available_and_hardened() -> None:
     assert anti["podAffinityTerm"]["labelSelector"]["matchLabels"] == labels
     assert anti["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     pdb = one(objects, "PodDisruptionBudget")
-    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": labels}}
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": labels}}
     assert one(objects, "Service")["spec"]["selector"] == labels
-    job_labels = one(objects, "Job")["spec"]["template"]["metadata"]["labels"]
-    assert not labels.items() <= job_labels.items(), "the certs Job must not look like a replica"
+    for job in [o for o in objects if o["kind"] == "Job"]:
+        job_labels = job["spec"]["template"]["metadata"]["labels"]
+        assert not labels.items() <= job_labels.items(), "a certs Job must not look like a replica"
 
     assert pod["securityContext"] == {
         "runAsNonRoot": True,
@@ -365,7 +397,7 @@ def test_deployment_is_available_and_hardened() -> None:
     assert context["seccompProfile"] == {"type": "RuntimeDefault"}
     assert "privileged" not in context
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
-        "webhook": 8443,
+        "webhook": 10250,  # GKE private clusters: the control plane reaches 443 and 10250 only
         "admin": 8444,
     }
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
@@ -377,10 +409,10 @@ def test_deployment_is_available_and_hardened() -> None:
     assert mounts["tls"]["mountPath"] == "/etc/jetstream-pin/tls"
     assert "subPath" not in mounts["tls"]
     assert container["resources"]["limits"]["memory"] == "512Mi"
-    assert {p["name"]: p["port"] for p in one(objects, "Service")["spec"]["ports"]} == {
-        "webhook": 443,
-        "admin": 8444,
+    ports = {
+        p["name"]: (p["port"], p["targetPort"]) for p in one(objects, "Service")["spec"]["ports"]
     }
+    assert ports == {"webhook": (443, "webhook"), "admin": (8444, "admin")}
 
 
 def test_rbac_is_minimal() -> None:
@@ -406,36 +438,59 @@ def test_rbac_is_minimal() -> None:
         return sorted(found)
 
     objects = render()
-    assert rules(objects, hooks=False) == [
-        ("Role", "argo", "", "events", (), ("create",)),
-        ("Role", "argo", "argoproj.io", "workflows", (), ("get",)),
-        ("Role", NAMESPACE, "", "configmaps", (f"{FULLNAME}-overrides",), ("get",)),
-    ]
-    assert rules(objects, hooks=True) == [
-        (
-            "ClusterRole",
-            None,
-            "admissionregistration.k8s.io",
-            "mutatingwebhookconfigurations",
-            (FULLNAME,),
-            ("get", "patch"),
-        ),
-        ("Role", NAMESPACE, "", "secrets", (), ("create",)),
+    webhooks = (
+        "ClusterRole",
+        None,
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+    )
+    renewal = [  # the CronJob's: its Secret and its webhook configuration, nothing else
+        (*webhooks, (FULLNAME,), ("get", "patch")),
         ("Role", NAMESPACE, "", "secrets", (f"{FULLNAME}-tls",), ("get", "update")),
     ]
+    assert rules(objects, hooks=False) == sorted(
+        [
+            ("Role", "argo", "", "events", (), ("create",)),
+            ("Role", "argo", "argoproj.io", "workflows", (), ("get",)),
+            ("Role", NAMESPACE, "", "configmaps", (f"{FULLNAME}-overrides",), ("get",)),
+            *renewal,
+        ]
+    )
+    assert rules(objects, hooks=True) == sorted(
+        [
+            (*webhooks, (), ("create",)),
+            (*webhooks, (FULLNAME,), ("get", "patch", "update")),
+            ("ClusterRole", None, "rbac.authorization.k8s.io", "clusterroles",
+             (f"{FULLNAME}-renew",), ("get",)),
+            ("Role", NAMESPACE, "", "configmaps", (f"{FULLNAME}-webhook",), ("get",)),
+            ("Role", NAMESPACE, "", "secrets", (), ("create",)),
+            ("Role", NAMESPACE, "", "secrets", (f"{FULLNAME}-tls",), ("get", "update")),
+            ("Role", NAMESPACE, "apps", "deployments", (FULLNAME,), ("get",)),
+            ("Role", "argo", "", "pods", (), ("create",)),  # helm test: one dry run
+        ]
+    )  # fmt: skip
     everywhere = render("webhook.namespaces=null", "kubernetes.events=false")
-    assert rules(everywhere, hooks=False) == [
-        ("ClusterRole", None, "argoproj.io", "workflows", (), ("get",)),
-        ("Role", NAMESPACE, "", "configmaps", (f"{FULLNAME}-overrides",), ("get",)),
-    ]
+    assert rules(everywhere, hooks=False) == sorted(
+        [
+            ("ClusterRole", None, "argoproj.io", "workflows", (), ("get",)),
+            ("Role", NAMESPACE, "", "configmaps", (f"{FULLNAME}-overrides",), ("get",)),
+            *renewal,
+        ]
+    )
     bindings = [
         o
         for o in render()
         if o["kind"] == "RoleBinding" and HOOK not in o["metadata"].get("annotations", {})
     ]
     for binding in bindings:
+        account = binding["metadata"]["name"]  # each identity is bound only to its own roles
+        assert account in (FULLNAME, f"{FULLNAME}-renew", f"{FULLNAME}-overrides")
         assert binding["subjects"] == [
-            {"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}
+            {
+                "kind": "ServiceAccount",
+                "name": account.removesuffix("-overrides"),
+                "namespace": NAMESPACE,
+            }
         ]
 
 
@@ -558,24 +613,16 @@ def test_bad_values_fail_with_the_schema_message(
 
 def test_default_render_objects() -> None:
     """The list the README and the report give; a new object must be added there on purpose."""
-    assert kinds(render()) == [
-        f"ClusterRole/{FULLNAME}-certs",
-        f"ClusterRoleBinding/{FULLNAME}-certs",
-        f"ConfigMap/{FULLNAME}",
-        f"ConfigMap/{FULLNAME}-overrides",
-        f"Deployment/{FULLNAME}",
-        f"Job/{FULLNAME}-certs",
-        f"MutatingWebhookConfiguration/{FULLNAME}",
-        f"PodDisruptionBudget/{FULLNAME}",
-        f"Role/{FULLNAME}",
-        f"Role/{FULLNAME}-certs",
-        f"Role/{FULLNAME}-overrides",
-        f"RoleBinding/{FULLNAME}",
-        f"RoleBinding/{FULLNAME}-certs",
-        f"RoleBinding/{FULLNAME}-overrides",
-        f"Service/{FULLNAME}",
-        f"ServiceAccount/{FULLNAME}",
-        f"ServiceAccount/{FULLNAME}-certs",
-        f"ValidatingAdmissionPolicy/{FULLNAME}",
-        f"ValidatingAdmissionPolicyBinding/{FULLNAME}",
-    ]
+    names = [
+        "ClusterRole/-certs", "ClusterRole/-renew",
+        "ClusterRoleBinding/-certs", "ClusterRoleBinding/-renew",
+        "ConfigMap/", "ConfigMap/-overrides", "ConfigMap/-webhook",
+        "CronJob/-renew", "Deployment/", "Job/-certs", "Job/-register",
+        "PodDisruptionBudget/",
+        "Role/", "Role/-certs", "Role/-overrides", "Role/-renew",
+        "RoleBinding/", "RoleBinding/-certs", "RoleBinding/-overrides", "RoleBinding/-renew",
+        "Service/", "ServiceAccount/", "ServiceAccount/-certs", "ServiceAccount/-renew",
+        "ValidatingAdmissionPolicy/", "ValidatingAdmissionPolicyBinding/",
+    ]  # fmt: skip
+    names += ["Pod/-test", "Role/-test", "RoleBinding/-test", "ServiceAccount/-test"]  # helm test
+    assert kinds(render()) == sorted(name.replace("/", f"/{FULLNAME}") for name in names)

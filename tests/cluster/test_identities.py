@@ -102,7 +102,7 @@ def _certificate_job_identity(plane: ControlPlane, release: str) -> list[str]:
         release, RELEASE_NAMESPACE, plane.version.lstrip("v"),
         extra=("--show-only", "templates/certs-job.yaml"),
     )  # fmt: skip
-    [job] = [o for o in objects if o["kind"] == "Job"]
+    [job] = [o for o in objects if o["kind"] == "Job" and o["metadata"]["name"].endswith("-certs")]
     plane.apply([o for o in objects if o["kind"] != "Job"])
     command: list[str] = job["spec"]["template"]["spec"]["containers"][0]["command"]
     return command
@@ -143,6 +143,10 @@ def test_certificate_job_identity_writes_its_secret_and_patches_the_ca_bundle(
     assert extra == {
         ("secrets", f"[{name}-tls]", "[get update]"),
         ("secrets", "[]", "[create]"),
+        ("configmaps", f"[{name}-webhook]", "[get]"),
+        ("deployments.apps", f"[{name}]", "[get]"),
         ("mutatingwebhookconfigurations.admissionregistration.k8s.io", f"[{name}]",
-         "[get patch]"),
+         "[get patch update]"),
+        ("mutatingwebhookconfigurations.admissionregistration.k8s.io", "[]", "[create]"),
+        ("clusterroles.rbac.authorization.k8s.io", f"[{name}-renew]", "[get]"),
     }  # fmt: skip

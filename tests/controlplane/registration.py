@@ -36,10 +36,10 @@ def configuration(
     values: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The chart's MutatingWebhookConfiguration, pointed at `url`."""
-    [rendered] = helm.render(
+    rendered = helm.webhook_configuration(helm.render(
         release, RELEASE_NAMESPACE, kube_version.lstrip("v"), values=values,
         extra=("--show-only", WEBHOOK_TEMPLATE),
-    )  # fmt: skip
+    ))  # fmt: skip
     for hook in rendered["webhooks"]:
         hook["clientConfig"] = {"url": url, "caBundle": base64.b64encode(ca_pem).decode()}
     return rendered

@@ -77,13 +77,27 @@ def install_identity(
     return objects
 
 
-def install_crds(plane: ControlPlane, project: str) -> None:
-    """`argo` or `cert-manager`: every CRD in that project's module, established."""
+class _CrdLoader(yaml.SafeLoader):
+    """Reads a bare `=` (an enum value in prometheus-operator's CRDs) as the string it is,
+    not as YAML 1.1's obsolete value tag."""
+
+
+def _plain_string(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    assert isinstance(node, yaml.ScalarNode)
+    return loader.construct_scalar(node)
+
+
+_CrdLoader.add_constructor("tag:yaml.org,2002:value", _plain_string)
+
+
+def install_crds(plane: ControlPlane, project: str, pattern: str = "*.yaml") -> None:
+    """`argo`, `cert-manager` or `prometheus-operator`: the CRDs in that project's module
+    (the files matching `pattern`), established."""
     documents: list[dict[str, Any]] = []
-    for path in sorted(tools.crds(project).glob("*.yaml")):
+    for path in sorted(tools.crds(project).glob(pattern)):
         documents.extend(
             doc
-            for doc in yaml.safe_load_all(path.read_text())
+            for doc in yaml.load_all(path.read_text(), Loader=_CrdLoader)
             if doc and doc.get("kind") == "CustomResourceDefinition"
         )
     if plane.minor < 31:  # selectableFields came in 1.31; older servers refuse the field

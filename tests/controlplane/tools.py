@@ -62,7 +62,7 @@ def binary(name: str) -> Path:
 
 
 def crds(project: str) -> Path:
-    """`argo` or `cert-manager`: the CRD manifests from that project's Go module."""
+    """`argo`, `cert-manager` or `prometheus-operator`: the CRD manifests from its Go module."""
     folder = TOOLS / f"{project}-crds"
     if not folder.is_dir():
         raise ToolMissing(f"{folder} is missing: run scripts/get-kube (links {project}'s module)")

@@ -52,7 +52,10 @@ def test_multi_stage_with_wheels_built_first() -> None:
     assert len(stages) == 2
     build, final = stages
     assert build.name == "wheels"
-    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", args["PYTHON_IMAGE"])
+    # pinned by digest: a rebuild gets the same base, whatever the tag points to meanwhile
+    assert re.fullmatch(
+        r"python:3\.11[.0-9]*-slim-bookworm@sha256:[0-9a-f]{64}", args["PYTHON_IMAGE"]
+    )
     assert build.base == final.base == "${PYTHON_IMAGE}"
     assert any(
         "pip wheel" in run and "--constraint constraints.txt" in run for run in build.all("RUN")
@@ -62,12 +65,45 @@ def test_multi_stage_with_wheels_built_first() -> None:
     assert "--no-index" in install  # nothing is fetched or compiled in the final stage
 
 
+def apt_packages(run: str) -> list[str]:
+    """The packages an `apt-get install` in `run` names (options left out)."""
+    found = []
+    for command in run.split("&&"):
+        words = shlex.split(command)
+        if words[:2] == ["apt-get", "install"]:
+            found += [w for w in words[2:] if not w.startswith("-")]
+    return found
+
+
 def test_final_stage_has_no_compilers() -> None:
     _, (_, final) = read_stages()
     for run in final.all("RUN"):
-        assert "apt-get install" not in run
         assert not COMPILERS.search(run), run
     assert not final.all("COPY"), "the final stage only installs the wheels"
+
+
+def test_final_image_has_git_and_no_pip_or_setuptools() -> None:
+    """The `git` config-repo source runs git; pip and setuptools are not needed to run."""
+    _, (_, final) = read_stages()
+    [run] = [run for run in final.all("RUN") if "pip install" in run]
+    assert apt_packages(run) == ["git"]
+    assert "--no-install-recommends" in run
+    steps = [step.strip() for step in run.split("&&")]
+    uninstall = steps.index("python -m pip uninstall --yes pip setuptools wheel")
+    assert uninstall > next(i for i, step in enumerate(steps) if "pip install" in step)
+    assert "rm -rf /usr/local/lib/python3.11/ensurepip" in steps  # its bundled pip wheels
+    assert "rm -rf /var/lib/apt/lists/*" in steps
+    assert not any(step.startswith(("pip ", "python -m pip")) for step in steps[uninstall + 1 :])
+
+
+def test_oci_labels() -> None:
+    _, (_, final) = read_stages()
+    [labels] = final.all("LABEL")
+    keys = {pair.split("=", 1)[0] for pair in shlex.split(labels)}
+    assert {
+        f"org.opencontainers.image.{name}"
+        for name in ("title", "description", "source", "licenses", "version", "revision")
+    } <= keys
 
 
 def test_runs_as_a_numeric_non_root_user() -> None:
@@ -90,7 +126,7 @@ def test_entrypoint_and_no_healthcheck() -> None:
     assert json.loads(entrypoint) == ["jetstream-pin", "serve"]  # exec form: signals reach gunicorn
     assert all(not stage.all("HEALTHCHECK") for stage in stages)
     assert not final.all("CMD")
-    assert set(shlex.split(final.all("EXPOSE")[0])) == {"8443", "8444"}
+    assert set(shlex.split(final.all("EXPOSE")[0])) == {"10250", "8444"}  # the chart's ports
 
 
 @pytest.mark.parametrize("path", [".venv", ".tools", "certs", "tests", ".git"])

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import functools
 import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from cryptography import x509
 from prometheus_client import REGISTRY
 
 from tests.builders import EXAMPLES, JETSTREAM, argo_pod, review_of
 from tests.kube import apply_response
-from webhook import metrics
-from webhook.config import load_config
+from tests.servers import example_config
+from webhook import certs, metrics
+from webhook.config import load_config, parse_config
 from webhook.wiring import Wiring
 
 
@@ -87,3 +91,28 @@ def test_metrics_are_served_on_the_admin_port_only() -> None:
     assert "jetstream_pin_admissions_total{" in text
     assert f'jetstream_pin_image_history_age_seconds{{repository="{JETSTREAM}"}}' in text
     assert client.get("/metrics", base_url=webhook).status_code == 404
+
+
+def test_certificate_expiry_follows_the_file_as_it_rotates(tmp_path: Path) -> None:
+    """Alerts need the serving certificate's notAfter, and the new one after a rotation."""
+    raw = example_config(tmp_path)
+    config = parse_config(raw, tmp_path)
+    folder = config.server.cert_file.parent
+    admin = Wiring(config).app().test_client()
+    scrape = functools.partial(
+        admin.get, "/metrics", base_url=f"https://localhost:{raw['server']['adminPort']}"
+    )
+
+    def expiry() -> float | None:
+        scrape()
+        return REGISTRY.get_sample_value(
+            "jetstream_pin_certificate_expiry_timestamp_seconds", {"certificate": "serving"}
+        )
+
+    for days in (30, 10):  # the second pair expires sooner: the newest file wins
+        bundle = certs.issue(["localhost"], days=days)
+        certs.write(bundle, folder)
+        not_after = x509.load_pem_x509_certificate(bundle.cert_pem).not_valid_after_utc
+        assert expiry() == not_after.timestamp()
+        left = not_after - datetime.now(UTC)
+        assert timedelta(days=days - 1) < left <= timedelta(days=days)

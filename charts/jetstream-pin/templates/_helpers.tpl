@@ -28,6 +28,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{ include "jetstream-pin.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{- define "jetstream-pin.serviceAccountName" -}}
@@ -137,4 +140,64 @@ so the policy warns and audits. validatingPolicy.actions forces either. */}}
 {{- $actions = and (eq .Values.mode "enforce") (eq .Values.onError "deny") | ternary "deny" "warn" -}}
 {{- end -}}
 {{- eq $actions "deny" | ternary "[Deny]" "[Warn, Audit]" -}}
+{{- end -}}
+
+{{/* Audit mode must never refuse a pod, not even when the webhook cannot be called. */}}
+{{- define "jetstream-pin.failurePolicy" -}}
+{{- .Values.webhook.failurePolicy | default (eq .Values.mode "audit" | ternary "Ignore" "Fail") -}}
+{{- end -}}
+
+{{/* The pod of the certificate Jobs and the renewal CronJob: `jetstream-pin certs` for the
+     Service's names. dict: root, account (ServiceAccount), args (appended). */}}
+{{- define "jetstream-pin.certsPod" -}}
+{{- $root := .root -}}
+{{- with $root -}}
+metadata:
+  labels:
+    {{- include "jetstream-pin.labels" . | nindent 4 }}
+    app.kubernetes.io/component: certificates
+spec:
+  serviceAccountName: {{ $.account }}
+  automountServiceAccountToken: true
+  restartPolicy: Never
+  securityContext:
+    {{- include "jetstream-pin.podSecurityContext" . | nindent 4 }}
+  {{- with .Values.priorityClassName }}
+  priorityClassName: {{ . }}
+  {{- end }}
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  containers:
+    - name: certs
+      image: {{ include "jetstream-pin.image" . }}
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      command:
+        - jetstream-pin
+        - certs
+        - --secret={{ .Release.Namespace }}/{{ include "jetstream-pin.tlsSecret" . }}
+        - --webhook={{ include "jetstream-pin.fullname" . }}
+        - --days={{ .Values.certificates.selfManaged.days }}
+        - --renew-before-days={{ .Values.certificates.selfManaged.renewBeforeDays }}
+        {{- range (include "jetstream-pin.dnsNames" . | fromYamlArray) }}
+        - --dns={{ . }}
+        {{- end }}
+        {{- range $.args }}
+        - {{ . }}
+        {{- end }}
+      resources:
+        requests: {cpu: 50m, memory: 64Mi}
+        limits: {memory: 128Mi}
+      securityContext:
+        {{- include "jetstream-pin.containerSecurityContext" . | nindent 8 }}
+{{- end -}}
 {{- end -}}
