@@ -103,6 +103,10 @@ def test_config_repo_sources_are_checked_per_type(tmp_path: Path) -> None:
             "kubernetes.timeoutSeconds: must be less than webhook.timeoutSeconds (12 >= 10)",
         ),
         (
+            {"kubernetes": {"timeoutSeconds": 9}},
+            "kubernetes.timeoutSeconds: must be less than the admission deadline (9 >= 8 s)",
+        ),
+        (
             {"podDisruptionBudget": {"minAvailable": 2}},
             "podDisruptionBudget.minAvailable: 2 keeps all 2 replicas up",
         ),
