@@ -12,6 +12,7 @@ import sys
 
 from flask import Flask, Response, request
 
+from webhook import wirejson
 from webhook.config import Config, load_config
 from webhook.review import MalformedReview, allowed, parse_review
 from webhook.server import RuntimeState, WebhookServer
@@ -23,10 +24,10 @@ def noop_app(_config: Config, _state: RuntimeState) -> Flask:
     @app.post("/mutate")
     def mutate() -> Response:
         try:
-            review = parse_review(json.loads(request.get_data()))
+            review = parse_review(wirejson.loads(request.get_data()))
         except (ValueError, MalformedReview) as err:
             return Response(json.dumps({"error": str(err)}), 400, mimetype="application/json")
-        return Response(json.dumps(allowed(review.uid)), mimetype="application/json")
+        return Response(wirejson.dumps(allowed(review.uid)), mimetype="application/json")
 
     @app.get("/healthz")
     def healthz() -> Response:

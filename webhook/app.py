@@ -14,7 +14,6 @@ reachable on the admission path and `/mutate` never on the admin port.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, abort, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from webhook import metrics
+from webhook import metrics, wirejson
 from webhook.admission import Admitter, Outcome
 from webhook.front import ARRIVED
 from webhook.hooks import AppHooks
@@ -50,10 +49,6 @@ class Listeners:
 
     webhook_port: int
     admin_port: int
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _discard_body(environ: dict[str, Any], limit: int) -> None:
@@ -88,7 +83,7 @@ def create_app(
         app.register_blueprint(admin)
 
     def reply(body: Any, status: int = 200) -> Response:
-        return Response(json.dumps(body), status=status, mimetype="application/json")
+        return Response(wirejson.dumps(body), status=status, mimetype="application/json")
 
     def bad_request(message: str) -> Response:
         metrics.ADMISSIONS.labels("malformed", "").inc()
@@ -113,7 +108,7 @@ def create_app(
                 f"Content-Type must be application/json, not {request.mimetype or 'missing'!r}"
             )
         try:
-            document = json.loads(request.get_data(cache=False), parse_constant=_reject_constant)
+            document = wirejson.loads(request.get_data(cache=False))
         except RecursionError:
             return bad_request("the body is not valid JSON: nested too deeply")
         except ValueError as err:

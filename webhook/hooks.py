@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 
-from webhook import metrics
+from webhook import metrics, wirejson
 from webhook.admission import Admitter
 from webhook.front import Answer
 from webhook.httpwire import json_error, status_line
@@ -42,7 +42,7 @@ class AppHooks:
 
     def overloaded(self, body: bytes, waited: float) -> Answer:
         try:
-            review = parse_review(json.loads(body))
+            review = parse_review(wirejson.loads(body))
         except (ValueError, RecursionError, MalformedReview) as err:
             metrics.ADMISSIONS.labels("malformed", "").inc()
             message = f"not a valid AdmissionReview v1: {str(err)[:200]}"
@@ -53,4 +53,4 @@ class AppHooks:
         fields = result.log_fields()
         fields.update(uid=review.uid, duration_ms=round(waited * 1000, 3))
         decisions.warning("admission %s: overloaded", result.outcome, extra={"fields": fields})
-        return status_line(200), JSON, json.dumps(result.response).encode()
+        return status_line(200), JSON, wirejson.dumps(result.response)
