@@ -74,6 +74,9 @@ class Hooks(Protocol):
 
     def overloaded(self, body: bytes, waited: float) -> Answer: ...
 
+    def inline(self, head: Head, body: bytes, arrived: float) -> Answer | None:
+        """An admission's answer computed on the loop (CPU only, no wait), or None."""
+
 
 class PlainHooks:
     """For an app without hooks of its own (the benchmark's no-op): always alive and ready."""
@@ -85,6 +88,9 @@ class PlainHooks:
 
     def overloaded(self, body: bytes, waited: float) -> Answer:
         return status_line(503), [("Content-Type", "application/json")], json_error(503, "busy")
+
+    def inline(self, head: Head, body: bytes, arrived: float) -> Answer | None:
+        return None
 
 
 def call_wsgi(app: Wsgi, env: dict[str, Any]) -> Answer:
@@ -397,6 +403,10 @@ class Front:
         deadline = self.hooks.deadline_seconds
         expires = arrived + deadline if admission and deadline and head.method == "POST" else None
         try:
+            if admission and head.method == "POST":
+                answer = self.hooks.inline(head, body, arrived)
+                if answer is not None:
+                    return answer
             answer = await self.pool.run(partial(call_wsgi, self.app, env), expires)
         except Exception:
             log.exception("the app failed on %s", head.path)
