@@ -184,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
     parser.add_argument("--connections", type=int, default=16, help="wrk keep-alive connections")
     parser.add_argument("--pairs", type=int, default=3, help="rounds of no-op/scenario pairs")
+    parser.add_argument("--warm-only", action="store_true", help="skip the cold burst and RSS")
     parser.add_argument("--burst", type=int, default=500, help="pods in the cold burst")
     parser.add_argument("--slugs", type=int, default=250, help="distinct slugs in the burst")
     parser.add_argument("--cached", type=int, default=10_000, help="experiments for the RSS run")
@@ -212,6 +213,8 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
                                        prefetch=True), model, fixtures, bodies)  # fmt: skip
             print(ratio_table(model, runs))
             print()
+        if args.warm_only:
+            return 0
 
         cold_dir = workdir / "cold"
         gets_before, listings_before = bigquery.gets(), listings(stand_in)
