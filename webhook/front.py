@@ -11,7 +11,8 @@ What no admission can occupy, the loop answers itself: the kubelet's probes
 (`/healthz`, `/readyz` on the admission port). A review that finds every
 app thread busy and cannot start within its deadline gets the failure
 policy's answer at the deadline instead of waiting on, so the API server is
-never the one that times out.
+never the one that times out. A review the app's caches can decide at once
+is decided on the loop too (`Hooks.inline`): no thread hand-off for it.
 """
 
 from __future__ import annotations
@@ -399,14 +400,14 @@ class Front:
         if admission and head.method == "GET" and head.path in PROBES:
             code, payload = self.hooks.probe(head.path, self.pool.saturated_for())
             return status_line(code), [("Content-Type", "application/json")], payload
-        env = environ(head, body, port, peer, {ARRIVED: arrived})
         deadline = self.hooks.deadline_seconds
         expires = arrived + deadline if admission and deadline and head.method == "POST" else None
         try:
             if admission and head.method == "POST":
-                answer = self.hooks.inline(head, body, arrived)
+                answer = self.hooks.inline(head, body, arrived)  # a warm review: no thread
                 if answer is not None:
                     return answer
+            env = environ(head, body, port, peer, {ARRIVED: arrived})
             answer = await self.pool.run(partial(call_wsgi, self.app, env), expires)
         except Exception:
             log.exception("the app failed on %s", head.path)
