@@ -12,21 +12,43 @@ import sys
 
 from flask import Flask, Response, request
 
+from webhook import wirejson
+from webhook.app import HOOKS_KEY
 from webhook.config import Config, load_config
+from webhook.front import Answer, PlainHooks
+from webhook.httpwire import Head, status_line
 from webhook.review import MalformedReview, allowed, parse_review
 from webhook.server import RuntimeState, WebhookServer
 
 
+class NoopHooks(PlainHooks):
+    """The same loop-side path as the webhook's warm reviews (webhook.hooks), answering at once."""
+
+    def inline(self, head: Head, body: bytes, arrived: float) -> Answer | None:
+        if head.path != "/mutate":
+            return None
+        try:
+            review = parse_review(wirejson.loads(body))
+        except (ValueError, MalformedReview):
+            return None  # Flask's route answers the 400
+        return (
+            status_line(200),
+            [("Content-Type", "application/json")],
+            wirejson.dumps(allowed(review.uid)),
+        )
+
+
 def noop_app(_config: Config, _state: RuntimeState) -> Flask:
     app = Flask("noop")
+    app.extensions[HOOKS_KEY] = NoopHooks()
 
     @app.post("/mutate")
     def mutate() -> Response:
         try:
-            review = parse_review(json.loads(request.get_data()))
+            review = parse_review(wirejson.loads(request.get_data()))
         except (ValueError, MalformedReview) as err:
             return Response(json.dumps({"error": str(err)}), 400, mimetype="application/json")
-        return Response(json.dumps(allowed(review.uid)), mimetype="application/json")
+        return Response(wirejson.dumps(allowed(review.uid)), mimetype="application/json")
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -4,9 +4,11 @@ Run it with `scripts/bench` (installs wrk). Everything runs on 127.0.0.1:
 the webhook under gunicorn with TLS and keep-alive, the backends as local
 stand-ins (BigQuery answering after 150 ms, the Artifact Registry listing
 after 1 s), the load from `wrk` (a separate C process) or, for the
-count-based cold burst, from Python threads. Prints one markdown table with
-each scenario's ratio to the no-op baseline measured in the same run, then
-the peak RSS of a worker holding 10,000 cached experiments.
+count-based cold burst, from Python threads. Prints, per process model (see
+bench.paired), a markdown table of each warm scenario's ratio to the no-op
+on the same stack and model in alternating pairs, with the gunicorn gthread
+anchor; then the cold burst (prefetch on, from /readyz ready) and the peak
+RSS of a worker holding 10,000 cached experiments.
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from bench.paired import ANCHOR, MODELS, NOOP, PASS, PINNED, Model, Runs, ratio_table, servers
 from tests.artifactregistry_standin import SimpleArtifactRegistry, listings
 from tests.bigquery_standin import FakeBigQuery, running_bigquery
 from tests.builders import argo_pod, fixture_review, review_of
@@ -175,23 +179,12 @@ def write_bodies(workdir: Path, name: str, reviews: Sequence[dict[str, Any]]) ->
     return paths
 
 
-def table(results: Sequence[Result], baseline: Result) -> str:
-    lines = [
-        "| scenario | requests | req/s | p50 ms | p99 ms | max ms | errors | req/s vs no-op |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        lines.append(
-            f"| {r.name} | {r.requests} | {r.rate:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
-            f"{r.max_ms:.1f} | {r.errors} | {r.rate / baseline.rate:.2f} |"
-        )
-    return "\n".join(lines)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
-    parser.add_argument("--connections", type=int, default=4, help="wrk keep-alive connections")
+    parser.add_argument("--connections", type=int, default=16, help="wrk keep-alive connections")
+    parser.add_argument("--pairs", type=int, default=3, help="rounds of no-op/scenario pairs")
+    parser.add_argument("--warm-only", action="store_true", help="skip the cold burst and RSS")
     parser.add_argument("--burst", type=int, default=500, help="pods in the cold burst")
     parser.add_argument("--slugs", type=int, default=250, help="distinct slugs in the burst")
     parser.add_argument("--cached", type=int, default=10_000, help="experiments for the RSS run")
@@ -206,55 +199,80 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, workdir: Path) -> int:
     fixtures = [fixture_review(name) for name in FIXTURES]
-    passthrough = [pass_through(review) for review in fixtures]
-    results: list[Result] = []
-    with backends(args.slugs) as (bigquery, registry, stand_in), ExitStack() as stack:
+    bodies = {
+        PINNED: write_bodies(workdir, "fixture", fixtures),
+        PASS: write_bodies(workdir, "pass", [pass_through(review) for review in fixtures]),
+    }
+    with backends(args.slugs) as (bigquery, registry, stand_in):
         assert bigquery.stand_in is not None
         bq_url, reg_url = bigquery.stand_in.url, stand_in.url
-
-        noop_dir = workdir / "noop"
-        noop_config = remote_config(noop_dir, bq_url, reg_url, prefetch=True)
-        noop = stack.enter_context(running_server(noop_dir, noop_config, module=["bench.noop"]))
-        baseline = run_wrk("(a) no-op baseline", noop.url,
-                           write_bodies(workdir, "fixture", fixtures), args.seconds,
-                           args.connections)  # fmt: skip
-        results.append(baseline)
-        stack.close()
-
         bigquery.delay, registry.delay = BIGQUERY_DELAY, REGISTRY_DELAY
-        warm_dir = workdir / "warm"
-        with running_server(warm_dir, remote_config(warm_dir, bq_url, reg_url, True)) as warm:
-            wait_ready(warm)
-            for review in fixtures:
-                check_answer(warm, review, patched=True)
-            for review in passthrough:
-                check_answer(warm, review, patched=False)
-            results.append(run_wrk("(b) pass-through (no slug)", warm.url,
-                                   write_bodies(workdir, "pass", passthrough), args.seconds,
-                                   args.connections))  # fmt: skip
-            results.append(run_wrk("(c) warm pinned Argo fixtures", warm.url,
-                                   write_bodies(workdir, "fixture", fixtures), args.seconds,
-                                   args.connections))  # fmt: skip
+        for model in MODELS:
+            runs = warm_pairs(
+                args, workdir, partial(remote_config, bigquery_url=bq_url, registry_url=reg_url,
+                                       prefetch=True), model, fixtures, bodies)  # fmt: skip
+            print(ratio_table(model, runs))
+            print()
+        if args.warm_only:
+            return 0
 
         cold_dir = workdir / "cold"
         gets_before, listings_before = bigquery.gets(), listings(stand_in)
-        with running_server(cold_dir, remote_config(cold_dir, bq_url, reg_url, False)) as cold:
+        with running_server(cold_dir, remote_config(cold_dir, bq_url, reg_url, True)) as cold:
+            wait_ready(cold)
+            ready_gets = bigquery.gets() - gets_before
             reviews = [review_of(argo_pod(f"bench-{n % args.slugs}")) for n in range(args.burst)]
-            cold_result = burst(cold, reviews, concurrency=100)
-            cold_result.name = f"(d) cold burst: {args.burst} pods, {args.slugs} slugs"
-        results.append(cold_result)
-        bigquery_calls = bigquery.gets() - gets_before
+            result = burst(cold, reviews, concurrency=100)
+        bigquery_calls = bigquery.gets() - gets_before - ready_gets
         registry_calls = listings(stand_in) - listings_before
-        print(table(results, baseline))
-        print()
-        print(f"cold burst: admitted in {cold_result.seconds:.2f} s; "
-              f"{bigquery_calls} BigQuery tables.get for {args.slugs} slugs; "
+        print(f"cold burst, prefetch on, from /readyz ready: {args.burst} pods for {args.slugs} "
+              f"slugs admitted in {result.seconds:.2f} s ({result.errors} errors; p50 "
+              f"{result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms); {bigquery_calls} BigQuery "
+              f"tables.get during the burst ({ready_gets} before ready); "
               f"{registry_calls} registry listing(s)")  # fmt: skip
 
     rss = measure_rss(workdir, args.cached)
     print(f"peak RSS per worker with {args.cached} experiments cached: "
           f"{', '.join(f'{kib / 1024:.1f} MiB' for kib in rss)}")  # fmt: skip
     return 0
+
+
+def warm_pairs(
+    args: argparse.Namespace,
+    workdir: Path,
+    configure: Callable[[Path], dict[str, Any]],
+    model: Model,
+    fixtures: Sequence[dict[str, Any]],
+    bodies: dict[str, list[Path]],
+) -> dict[str, Runs]:
+    """`args.pairs` rounds; each round's no-op run is the pair of every scenario in it.
+
+    The order alternates from round to round (no-op first, then last), so a
+    trend in the machine's load favours neither side.
+    """
+    runs = {name: Runs() for name in (NOOP, ANCHOR, PASS, PINNED)}
+    with ExitStack() as stack:
+        started = dict(servers(stack, workdir, configure, model))
+        webhook = started[PINNED]
+        wait_ready(webhook)
+        for review in fixtures:
+            check_answer(webhook, review, patched=True)
+        plan = [(NOOP, started[NOOP], PINNED), (PINNED, webhook, PINNED),
+                (PASS, webhook, PASS), (ANCHOR, started[ANCHOR], PINNED)]  # fmt: skip
+        for _name, server, kind in plan:  # warm-up: connections, caches, first-call costs
+            run_wrk("warm-up", server.url, bodies[kind], 1, args.connections)
+        for round_ in range(args.pairs):
+            results: dict[str, Result] = {}
+            for name, server, kind in plan if round_ % 2 == 0 else reversed(plan):
+                results[name] = run_wrk(name, server.url, bodies[kind], args.seconds,
+                                        args.connections)  # fmt: skip
+            for name, result in results.items():
+                runs[name].rates.append(result.rate)
+                runs[name].p99s.append(result.p99_ms)
+                runs[name].errors += result.errors
+                if name != NOOP:
+                    runs[name].ratios.append(result.rate / results[NOOP].rate)
+    return runs
 
 
 def measure_rss(workdir: Path, count: int) -> list[int]:

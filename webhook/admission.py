@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from webhook import mutation
-from webhook.deadline import LookupPool, OutOfTime
+from webhook.deadline import LookupPool, NeedsLookup, OutOfTime, inline, on_loop
 from webhook.patch import Operation, json_patch
 from webhook.pinning import PinDigest, PinLatest, Refusal
 from webhook.pods import PodFacts, read_pod
@@ -110,6 +110,8 @@ class Admitter:
             return self._refuse(request, facts, err)
         except LookupFailed as err:
             return self._failed(request, facts, err)
+        except NeedsLookup:
+            raise  # on the event loop: decided again in an admission thread
         except Exception as err:
             log.exception("internal error while reviewing %s", request.uid)
             slug = facts.slug if facts and facts.slug else "?"
@@ -137,7 +139,11 @@ class Admitter:
     def _decide(self, facts: PodFacts, arrived: float) -> Decision:
         budget = self.deadline_seconds
         if budget is None or self.lookups is None:
-            return self.resolver.decide(facts)
+            return (
+                inline(lambda: self.resolver.decide(facts))
+                if on_loop()
+                else self.resolver.decide(facts)
+            )
         try:
             return self.lookups.run(
                 lambda: self.resolver.decide(facts), arrived + budget, budget, self.inline_first

@@ -14,7 +14,6 @@ reachable on the admission path and `/mutate` never on the admin port.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -24,16 +23,12 @@ from typing import Any
 from flask import Blueprint, Flask, Response, abort, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from webhook import metrics
-from webhook.admission import Admitter, Outcome
+from webhook import handler, wirejson
+from webhook.admission import Admitter
 from webhook.front import ARRIVED
 from webhook.hooks import AppHooks
 from webhook.recent import DecisionLog
-from webhook.review import MalformedReview, parse_review
 
-decisions = logging.getLogger("webhook.decisions")
-# Pods that are not Jetstream's (or not a CREATE) are counted in metrics, logged only at DEBUG.
-NOT_DECISIONS = frozenset({Outcome.PASS_THROUGH, Outcome.IGNORED})
 log = logging.getLogger(__name__)
 
 Readiness = Callable[[], tuple[bool, str]]
@@ -50,10 +45,6 @@ class Listeners:
 
     webhook_port: int
     admin_port: int
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _discard_body(environ: dict[str, Any], limit: int) -> None:
@@ -81,18 +72,19 @@ def create_app(
 ) -> Flask:
     app = Flask("jetstream-pin")
     app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
-    app.extensions[HOOKS_KEY] = AppHooks(admitter, readiness)  # probes on the front's loop
+    # Probes, and reviews the caches answer at once, on the front's loop:
+    app.extensions[HOOKS_KEY] = AppHooks(admitter, readiness, recorder, max_request_bytes)
     if admin is not None:
         if listeners is None:
             raise ValueError("the admin pages need Listeners: they are served on their own port")
         app.register_blueprint(admin)
 
     def reply(body: Any, status: int = 200) -> Response:
-        return Response(json.dumps(body), status=status, mimetype="application/json")
+        return Response(wirejson.dumps(body), status=status, mimetype="application/json")
 
     def bad_request(message: str) -> Response:
-        metrics.ADMISSIONS.labels("malformed", "").inc()
-        return reply({"error": message, "code": 400}, 400)
+        code, body = handler.bad_request(message)
+        return reply(body, code)
 
     if listeners is not None:
         admin_name = admin.name if admin is not None else None
@@ -108,35 +100,9 @@ def create_app(
     def mutate() -> Response:
         arrived = request.environ.get(ARRIVED)
         started = arrived if isinstance(arrived, float) else time.monotonic()
-        if request.mimetype != "application/json":
-            return bad_request(
-                f"Content-Type must be application/json, not {request.mimetype or 'missing'!r}"
-            )
-        try:
-            document = json.loads(request.get_data(cache=False), parse_constant=_reject_constant)
-        except RecursionError:
-            return bad_request("the body is not valid JSON: nested too deeply")
-        except ValueError as err:
-            return bad_request(f"the body is not valid JSON: {str(err)[:200]}")
-        try:
-            review = parse_review(document)
-        except MalformedReview as err:
-            return bad_request(f"not a valid AdmissionReview v1: {err}")
-        result = admitter.admit(review, started)
-        elapsed = time.monotonic() - started
-        reason = str(result.decision.reason) if result.decision else ""
-        metrics.ADMISSIONS.labels(str(result.outcome), reason).inc()
-        metrics.ADMISSION_SECONDS.labels(str(result.outcome)).observe(elapsed)
-        if recorder is not None:
-            recorder.record_result(review, result)  # skips dryRun and non-experiment pods
-        level = logging.DEBUG if result.outcome in NOT_DECISIONS else logging.INFO
-        if decisions.isEnabledFor(level):
-            fields = result.log_fields()
-            fields.update(
-                uid=review.uid, dry_run=review.dry_run, duration_ms=round(elapsed * 1000, 3)
-            )
-            decisions.log(level, "admission %s", result.outcome, extra={"fields": fields})
-        return reply(result.response)
+        body = request.get_data(cache=False)
+        code, answer = handler.mutate(admitter, recorder, request.mimetype, body, started)
+        return reply(answer, code)
 
     @app.get("/healthz")
     def healthz() -> Response:

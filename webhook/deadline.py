@@ -72,6 +72,25 @@ def count_hit(hit: Callable[[], None]) -> None:
         pending.append(hit)
 
 
+_LOOP_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "jetstream_pin_loop_only", default=False
+)
+
+
+def loop_only(call: Callable[[], T]) -> T:
+    """`call()` where no lookup may go to the pool: NeedsLookup if one would have to."""
+    token = _LOOP_ONLY.set(True)
+    try:
+        return call()
+    finally:
+        _LOOP_ONLY.reset(token)
+
+
+def on_loop() -> bool:
+    """True inside `loop_only`."""
+    return _LOOP_ONLY.get()
+
+
 def inline(call: Callable[[], T]) -> T:
     """`call()` with waiting forbidden; NeedsLookup if it would have to wait."""
     pending: list[Callable[[], None]] = []
@@ -113,11 +132,12 @@ class LookupPool:
         `inline_first`: try it in this thread first (see the module's doc); only for
         calls whose every wait is behind a cache (the Wiring puts every source behind one).
         """
-        if inline_first:
+        if inline_first or _LOOP_ONLY.get():
             try:
                 return inline(call)
             except NeedsLookup:
-                pass
+                if _LOOP_ONLY.get():
+                    raise
         progress = Progress()
 
         def tracked() -> T:

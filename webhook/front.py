@@ -11,7 +11,8 @@ What no admission can occupy, the loop answers itself: the kubelet's probes
 (`/healthz`, `/readyz` on the admission port). A review that finds every
 app thread busy and cannot start within its deadline gets the failure
 policy's answer at the deadline instead of waiting on, so the API server is
-never the one that times out.
+never the one that times out. A review the app's caches can decide at once
+is decided on the loop too (`Hooks.inline`): no thread hand-off for it.
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ class Hooks(Protocol):
 
     def overloaded(self, body: bytes, waited: float) -> Answer: ...
 
+    def inline(self, head: Head, body: bytes, arrived: float) -> Answer | None:
+        """An admission's answer computed on the loop (CPU only, no wait), or None."""
+
 
 class PlainHooks:
     """For an app without hooks of its own (the benchmark's no-op): always alive and ready."""
@@ -85,6 +89,9 @@ class PlainHooks:
 
     def overloaded(self, body: bytes, waited: float) -> Answer:
         return status_line(503), [("Content-Type", "application/json")], json_error(503, "busy")
+
+    def inline(self, head: Head, body: bytes, arrived: float) -> Answer | None:
+        return None
 
 
 def call_wsgi(app: Wsgi, env: dict[str, Any]) -> Answer:
@@ -393,10 +400,14 @@ class Front:
         if admission and head.method == "GET" and head.path in PROBES:
             code, payload = self.hooks.probe(head.path, self.pool.saturated_for())
             return status_line(code), [("Content-Type", "application/json")], payload
-        env = environ(head, body, port, peer, {ARRIVED: arrived})
         deadline = self.hooks.deadline_seconds
         expires = arrived + deadline if admission and deadline and head.method == "POST" else None
         try:
+            if admission and head.method == "POST":
+                answer = self.hooks.inline(head, body, arrived)  # a warm review: no thread
+                if answer is not None:
+                    return answer
+            env = environ(head, body, port, peer, {ARRIVED: arrived})
             answer = await self.pool.run(partial(call_wsgi, self.app, env), expires)
         except Exception:
             log.exception("the app failed on %s", head.path)

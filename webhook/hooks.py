@@ -5,6 +5,12 @@ state: liveness is the loop answering at all; readiness is the app's own
 (not draining, sources loaded) and the admission threads not all busy for
 longer than a deadline. A review that could not get a thread within its
 deadline is answered here with the failure policy, at once.
+
+A review whose decision the caches can give at once is decided here too
+(`inline`): it is CPU work only, and skipping the hand-off to a thread and
+back, and Flask, halves what a warm review costs (docs/benchmarks.md). One
+that would wait on a backend raises NeedsLookup before any side effect and
+goes to an admission thread, which decides it from the start.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ import json
 import logging
 from collections.abc import Callable
 
-from webhook import metrics
+from webhook import handler, metrics, wirejson
 from webhook.admission import Admitter
+from webhook.deadline import NeedsLookup, loop_only
 from webhook.front import Answer
-from webhook.httpwire import json_error, status_line
+from webhook.httpwire import Head, json_error, status_line
+from webhook.recent import DecisionLog
 from webhook.review import MalformedReview, parse_review
 
 decisions = logging.getLogger("webhook.decisions")
@@ -25,10 +33,40 @@ JSON = [("Content-Type", "application/json")]
 
 
 class AppHooks:
-    def __init__(self, admitter: Admitter, readiness: Readiness) -> None:
+    def __init__(
+        self,
+        admitter: Admitter,
+        readiness: Readiness,
+        recorder: DecisionLog | None = None,
+        max_body_bytes: int = 6 * 1024 * 1024,
+    ) -> None:
         self.admitter = admitter
         self.readiness = readiness
+        self.recorder = recorder
+        self.max_body_bytes = max_body_bytes
         self.deadline_seconds = admitter.deadline_seconds
+
+    def inline(self, head: Head, body: bytes, arrived: float) -> Answer | None:
+        """The answer to POST /mutate if it needs no wait; None: let an admission thread do it.
+
+        Only what Flask would answer the same way: a JSON body within the limit,
+        and only when every source is behind a cache that can refuse to wait.
+        """
+        mimetype = head.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if (
+            not self.admitter.inline_first
+            or head.path != "/mutate"
+            or mimetype != "application/json"
+            or head.content_length > self.max_body_bytes
+        ):
+            return None
+        try:
+            code, document = loop_only(
+                lambda: handler.mutate(self.admitter, self.recorder, mimetype, body, arrived)
+            )
+        except NeedsLookup:
+            return None
+        return status_line(code), JSON, wirejson.dumps(document)
 
     def probe(self, path: str, saturated_for: float) -> tuple[int, bytes]:
         if path == "/healthz":
@@ -42,7 +80,7 @@ class AppHooks:
 
     def overloaded(self, body: bytes, waited: float) -> Answer:
         try:
-            review = parse_review(json.loads(body))
+            review = parse_review(wirejson.loads(body))
         except (ValueError, RecursionError, MalformedReview) as err:
             metrics.ADMISSIONS.labels("malformed", "").inc()
             message = f"not a valid AdmissionReview v1: {str(err)[:200]}"
@@ -53,4 +91,4 @@ class AppHooks:
         fields = result.log_fields()
         fields.update(uid=review.uid, duration_ms=round(waited * 1000, 3))
         decisions.warning("admission %s: overloaded", result.outcome, extra={"fields": fields})
-        return status_line(200), JSON, json.dumps(result.response).encode()
+        return status_line(200), JSON, wirejson.dumps(result.response)

@@ -1,12 +1,15 @@
-"""What the front end's loop answers itself: probes and the overloaded review."""
+"""What the front end's loop answers itself: probes, the overloaded review, warm reviews."""
 
 from __future__ import annotations
 
 import json
+import time
 
 from tests.builders import EXAMPLES, argo_pod, review_of
 from webhook.config import load_config
 from webhook.hooks import AppHooks
+from webhook.httpwire import Head, parse_head
+from webhook.review import parse_review
 from webhook.wiring import Wiring
 
 
@@ -49,3 +52,26 @@ def test_an_overloaded_malformed_body_is_a_400() -> None:
     status, _, body = hooks().overloaded(b"{", waited=8.0)
     assert status.startswith("400")
     assert "not a valid AdmissionReview" in json.loads(body)["error"]
+
+
+def _head(body: bytes, content_type: str = "application/json") -> Head:
+    return parse_head(
+        f"POST /mutate HTTP/1.1\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n".encode()
+    )
+
+
+def test_a_review_the_caches_can_answer_is_decided_on_the_loop_and_no_other() -> None:
+    loop_side = hooks()
+    review = review_of(argo_pod("my-experiment"))
+    body = json.dumps(review).encode()
+    assert loop_side.inline(_head(body), body, time.monotonic()) is None  # caches cold: a thread
+    loop_side.admitter.admit(parse_review(review))  # what the admission thread does
+    answer = loop_side.inline(_head(body), body, time.monotonic())
+    assert answer is not None
+    status, _, payload = answer
+    assert status.startswith("200")
+    assert json.loads(payload)["response"]["patchType"] == "JSONPatch"
+    assert (
+        loop_side.inline(_head(body, "text/plain"), body, time.monotonic()) is None
+    )  # Flask's 400
