@@ -29,10 +29,6 @@ class Answer:
     warnings: list[str] = field(default_factory=list)
 
     @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    @property
     def reason(self) -> str:
         return str(self.body.get("reason", ""))
 
@@ -118,7 +114,7 @@ def read_pod(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any] |
         return stored
 
 
-def fixture_pod(name: str, namespace: str, pod_name: str | None = None) -> dict[str, Any]:
+def fixture_pod(name: str, namespace: str) -> dict[str, Any]:
     """A recorded Argo pod, as its controller would send it (before the API server's
     own admission plugins added the service-account volume and priority)."""
     pod: dict[str, Any] = copy.deepcopy(fixture_review(name)["request"]["object"])
@@ -126,8 +122,6 @@ def fixture_pod(name: str, namespace: str, pod_name: str | None = None) -> dict[
     for key in ("managedFields", "creationTimestamp", "uid", "resourceVersion"):
         metadata.pop(key, None)
     metadata["namespace"] = namespace
-    if pod_name:
-        metadata["name"] = pod_name
     pod.pop("status", None)
     spec = pod["spec"]
     for key in SERVER_SET:

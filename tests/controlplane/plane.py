@@ -12,8 +12,8 @@ namespace's `default` ServiceAccount, so `namespace()` creates it.
 
 from __future__ import annotations
 
-import base64
 import json
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -119,7 +119,7 @@ class ControlPlane:
             running.stop()
         self.processes.clear()
         if remove:
-            subprocess.run(["rm", "-rf", str(self.state_dir)], check=False)
+            shutil.rmtree(self.state_dir, ignore_errors=True)
         else:
             self.save()
 
@@ -323,10 +323,6 @@ def _write_pair(stem: Path, pair: pki.KeyPair) -> None:
     key = stem.with_suffix(".key")
     key.write_bytes(pair.key_pem)
     key.chmod(0o600)
-
-
-def ca_bundle(ca_pem: bytes) -> str:
-    return base64.b64encode(ca_pem).decode()
 
 
 @contextmanager

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,12 +218,3 @@ def _wait_healthy(webhook: Webhook) -> None:
 
 def _environment() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(tools.ROOT))
-
-
-@contextmanager
-def running_webhook(workdir: Path, release: str, config: dict[str, Any]) -> Iterator[Webhook]:
-    webhook = start_webhook(workdir, release, config)
-    try:
-        yield webhook
-    finally:
-        webhook.running.stop()
