@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from webhook import wirejson
+
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
 WARNING_LIMIT = 120
@@ -95,7 +97,7 @@ def allowed(
 ) -> dict[str, Any]:
     response: dict[str, Any] = {"uid": uid, "allowed": True}
     if patch:
-        encoded = json.dumps(list(patch), separators=(",", ":")).encode()
+        encoded = wirejson.dumps(list(patch))
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(encoded).decode()
     return _review(response, warnings, audit)
