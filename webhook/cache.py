@@ -42,12 +42,12 @@ class CacheStats:
     def hit(self) -> None:
         self.hits += 1
         if self.name:
-            metrics.CACHE_REQUESTS.labels(self.name, "hit").inc()
+            metrics.child(metrics.CACHE_REQUESTS, self.name, "hit").inc()
 
     def miss(self) -> None:
         self.misses += 1
         if self.name:
-            metrics.CACHE_REQUESTS.labels(self.name, "miss").inc()
+            metrics.child(metrics.CACHE_REQUESTS, self.name, "miss").inc()
 
 
 class _Flight(Generic[V]):

@@ -23,7 +23,7 @@ NOT_DECISIONS = frozenset({Outcome.PASS_THROUGH, Outcome.IGNORED})
 
 
 def bad_request(message: str) -> tuple[int, dict[str, Any]]:
-    metrics.ADMISSIONS.labels("malformed", "").inc()
+    metrics.child(metrics.ADMISSIONS, "malformed", "").inc()
     return 400, {"error": message, "code": 400}
 
 
@@ -50,8 +50,8 @@ def mutate(
     result = admitter.admit(review, started)
     elapsed = time.monotonic() - started
     reason = str(result.decision.reason) if result.decision else ""
-    metrics.ADMISSIONS.labels(str(result.outcome), reason).inc()
-    metrics.ADMISSION_SECONDS.labels(str(result.outcome)).observe(elapsed)
+    metrics.child(metrics.ADMISSIONS, str(result.outcome), reason).inc()
+    metrics.child(metrics.ADMISSION_SECONDS, str(result.outcome)).observe(elapsed)
     if recorder is not None:
         recorder.record_result(review, result)  # skips dryRun and non-experiment pods
     level = logging.DEBUG if result.outcome in NOT_DECISIONS else logging.INFO

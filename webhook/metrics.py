@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from prometheus_client import (
@@ -88,6 +89,24 @@ CERTIFICATE_EXPIRY = Gauge(
     ["certificate"],
     multiprocess_mode="livemostrecent",  # a rotation may shorten it: newest read wins
 )
+
+
+_children: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+
+def child(metric: Counter | Histogram | Gauge, *values: str) -> Any:
+    """`metric.labels(*values)`, remembered: `labels()` takes a lock and validates each time.
+
+    The admission path counts five or six values per review. Label values
+    here come from fixed sets (outcomes, reasons, cache and source names), so
+    the memo stays small. Like `labels()` itself, a child made before
+    `enable_multiprocess` keeps its value class: nothing is counted before it.
+    """
+    key = (metric, values)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*values)
+    return found
 
 
 class CertificateExpiry:
