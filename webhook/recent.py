@@ -117,7 +117,13 @@ def from_result(request: AdmissionRequest, result: Result, now: datetime) -> Rec
 
 
 def bounded(entry: RecentDecision) -> RecentDecision:
-    """Pods are untrusted: no field of an entry grows without bound."""
+    """Pods are untrusted: no field of an entry grows without bound (most need no cut)."""
+    if (
+        len(entry.images) <= _MAX_IMAGES
+        and all(len(i) <= _MAX_IMAGE for i in entry.images)
+        and all(len(getattr(entry, name)) <= limit for name, limit in _LIMITS.items())
+    ):
+        return entry
     texts = {name: _cut(getattr(entry, name), limit) for name, limit in _LIMITS.items()}
     images = tuple(_cut(i, _MAX_IMAGE) for i in entry.images[:_MAX_IMAGES])
     return RecentDecision(entry.time, images=images, **texts)
@@ -176,7 +182,8 @@ class DecisionLog:
                 return
             self._dirty = True
             self._start_flusher()
-        self._wake.set()
+        if not self._wake.is_set():  # set() takes a lock and notifies: once per interval
+            self._wake.set()
 
     def recent(self, limit: int = 50) -> list[RecentDecision]:
         """The newest entries of every worker, newest first."""
