@@ -11,6 +11,7 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from webhook.pinning import Refusal, describe_value
@@ -22,6 +23,7 @@ ANNOTATION_PIN_DIGEST = "jetstream/pin-digest"
 
 _SLUG_FLAG = re.compile(r"--experiment[_-]slug(?:=(.*))?\Z", re.DOTALL)
 _SPACE = re.compile(r"\s")
+_MEMO_IMAGE_CHARS = 512  # longer references are parsed every time, not remembered
 CONTAINER_FIELDS = ("initContainers", "containers")
 _DOCKER_HUB = "docker.io"
 
@@ -88,7 +90,22 @@ class PodFacts:
 
 
 def parse_image(image: str) -> ImageRef | None:
-    """Split `repo[:tag][@digest]`; None for text that is no image reference."""
+    """Split `repo[:tag][@digest]`; None for text that is no image reference.
+
+    Pods repeat a handful of images (Argo's executor, the configured ones), so
+    the answers for references of ordinary length are remembered (bounded).
+    """
+    if len(image) <= _MEMO_IMAGE_CHARS:
+        return _parse_image_memo(image)
+    return _parse_image(image)
+
+
+@lru_cache(maxsize=4096)
+def _parse_image_memo(image: str) -> ImageRef | None:
+    return _parse_image(image)
+
+
+def _parse_image(image: str) -> ImageRef | None:
     if not image or _SPACE.search(image):
         return None
     name, _, digest = image.partition("@")
@@ -106,6 +123,17 @@ def parse_image(image: str) -> ImageRef | None:
 
 def normalize_repository(repository: str) -> str:
     """One spelling per repository, so `jetstream` and `docker.io/library/jetstream` match."""
+    if len(repository) <= _MEMO_IMAGE_CHARS:
+        return _normalize_memo(repository)
+    return _normalize(repository)
+
+
+@lru_cache(maxsize=4096)
+def _normalize_memo(repository: str) -> str:
+    return _normalize(repository)
+
+
+def _normalize(repository: str) -> str:
     first, sep, rest = repository.partition("/")
     has_host = sep and ("." in first or ":" in first or first == "localhost")
     if not has_host:
@@ -122,6 +150,8 @@ def slug_in_argv(argv: Sequence[str]) -> list[str]:
     tokens = _split_shell_words(argv)
     found: list[str] = []
     for position, token in enumerate(tokens):
+        if "slug" not in token:  # the flag's own text; far cheaper than the regex
+            continue
         match = _SLUG_FLAG.match(token)
         if match is None:
             continue
@@ -154,7 +184,7 @@ def read_pod(pod: Any, repositories: Iterable[str], namespace: str) -> PodFacts:
     labels = _string_map(metadata, "labels")
     annotations = _string_map(metadata, "annotations")
     spec = _optional_dict(pod, "spec", "request.object.spec")
-    wanted = {normalize_repository(r): r for r in repositories}
+    wanted = _wanted(tuple(repositories))
     targets = tuple(_targets(spec, wanted))
     slug, origin = _slug(labels, spec, targets)
     name = metadata.get("name") or metadata.get("generateName") or ""
@@ -168,6 +198,12 @@ def read_pod(pod: Any, repositories: Iterable[str], namespace: str) -> PodFacts:
         slug=slug,
         slug_origin=origin,
     )
+
+
+@lru_cache(maxsize=16)
+def _wanted(repositories: tuple[str, ...]) -> dict[str, str]:
+    """The configured repositories by normalised name (the same few for every review)."""
+    return {normalize_repository(r): r for r in repositories}
 
 
 def _optional_dict(parent: Mapping[str, Any], key: str, path: str) -> dict[str, Any]:
