@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -140,7 +141,9 @@ def response(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+@lru_cache(maxsize=64)
 def status_line(code: int) -> str:
+    """Remembered: the enum lookup took a microsecond of every answer."""
     return f"{code} {HTTPStatus(code).phrase}"
 
 
