@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
 import socket
 import ssl
 import threading
@@ -40,6 +41,7 @@ from webhook.httpwire import (
     response,
     status_line,
 )
+from webhook.seats import GRACE_SECONDS, Seat
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +211,27 @@ class _Connection:
     idle: bool = True
 
 
+async def _readable(listener: socket.socket) -> None:
+    """Until a connection is pending on `listener` (nothing is accepted)."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(listener, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(listener)
+
+
+def _pending(listener: socket.socket) -> bool:
+    readable, _, _ = select.select([listener], [], [], 0)
+    return bool(readable)
+
+
 class Front:
     """Serves the listening sockets of one worker process until `alive()` turns false."""
 
@@ -221,8 +244,11 @@ class Front:
         threads: int,
         limits: Limits = Limits(),
         hooks: Hooks | None = None,
+        seat: Seat | None = None,
     ) -> None:
+        """`seat`: this worker's place among the others sharing the listeners (webhook.seats)."""
         self.app = app
+        self.seat = seat
         self.listeners = list(listeners)
         self.tls = tls
         self.webhook_port = webhook_port
@@ -276,18 +302,45 @@ class Front:
         while True:
             await self._slots.acquire()
             try:
+                if self.seat is not None:
+                    await self._balanced(listener, self.seat)
                 sock, peer = await loop.sock_accept(listener)
             except OSError:
                 self._slots.release()
                 await asyncio.sleep(0.05)  # EMFILE and friends: do not spin
                 continue
+            except BaseException:
+                self._slots.release()
+                raise
             state = _Connection()
             task = asyncio.create_task(self._serve_connection(sock, peer, port, state))
             self._connections[task] = state
             task.add_done_callback(self._closed)
+            if self.seat is not None:
+                self.seat.publish(len(self._connections))
+
+    async def _balanced(self, listener: socket.socket, seat: Seat) -> None:
+        """Return when this worker should accept: it holds no more than the others, or a
+        pending connection was left to them for GRACE_SECONDS and nobody took it.
+
+        A failure here must not stop the accepting: it is logged, and the worker
+        accepts as if it were alone.
+        """
+        try:
+            while seat.crowded(len(self._connections)):
+                await _readable(listener)
+                await asyncio.sleep(GRACE_SECONDS)
+                if _pending(listener):
+                    return
+        except (asyncio.CancelledError, OSError):
+            raise
+        except Exception:
+            log.exception("cannot compare connection counts with the other workers")
 
     def _closed(self, task: asyncio.Task[None]) -> None:
         self._connections.pop(task, None)
+        if self.seat is not None:
+            self.seat.publish(len(self._connections))
         if self._slots is not None:
             self._slots.release()
         if not task.cancelled() and task.exception() is not None:

@@ -30,6 +30,7 @@ from gunicorn.arbiter import Arbiter
 
 from webhook import logs, metrics
 from webhook.config import Config
+from webhook.seats import Seats
 from webhook.tls import ReloadingContext
 from webhook.wiring import Wiring
 
@@ -92,8 +93,17 @@ class DrainingArbiter(Arbiter):  # type: ignore[misc]
         raise StopIteration
 
 
-def _worker_exited(_server: Any, worker: Any) -> None:
+def _worker_exited(server: Any, worker: Any) -> None:
     metrics.worker_exited(worker.pid)
+    seats: Seats | None = getattr(server.app, "seats", None)
+    if seats is not None:
+        seats.free(getattr(worker, "seat", None))
+
+
+def _seat_worker(server: Any, worker: Any) -> None:
+    """In the master, before the fork: the worker's seat in the shared connection counts."""
+    seats: Seats | None = getattr(server.app, "seats", None)
+    worker.seat = seats.take() if seats is not None else None
 
 
 class WebhookServer(BaseApplication):  # type: ignore[misc]
@@ -108,6 +118,9 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         self.webhook_config = config
         self.state = state
         self.app_factory = app_factory
+        workers = config.server.workers
+        # Room for a replacement of every worker while the old one still drains.
+        self.seats = Seats(2 * workers) if workers > 1 else None
         super().__init__()
 
     def run(self) -> None:
@@ -129,6 +142,7 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             "proc_name": "jetstream-pin",
             "limit_request_line": 8190,
             "forwarded_allow_ips": "",
+            "pre_fork": _seat_worker,
             "child_exit": _worker_exited,
             "on_exit": lambda _server: shutil.rmtree(self.state.root, ignore_errors=True),
         }

@@ -17,6 +17,7 @@ from gunicorn.workers.base import Worker
 
 from webhook.app import HOOKS_KEY
 from webhook.front import Front, Hooks, Limits
+from webhook.seats import Seat, Seats
 
 SWITCH_SECONDS = 0.001
 
@@ -37,6 +38,7 @@ class FrontWorker(Worker):  # type: ignore[misc]
             threads=server.threads,
             limits=limits_of(server),
             hooks=hooks,
+            seat=self.seat_in(getattr(self.app, "seats", None)),
         )
         asyncio.run(
             front.serve(
@@ -45,6 +47,11 @@ class FrontWorker(Worker):  # type: ignore[misc]
                 graceful_seconds=self.cfg.graceful_timeout,
             )
         )
+
+    def seat_in(self, seats: Seats | None) -> Seat | None:
+        """This worker's seat, given by the master before the fork (webhook.server)."""
+        index = getattr(self, "seat", None)
+        return Seat(seats, index) if seats is not None and index is not None else None
 
 
 def limits_of(server: Any) -> Limits:
