@@ -40,14 +40,24 @@ from webhook.wiring import Wiring
 Inline = Callable[[Head, bytes, float], Answer | None]
 
 
-def cpu_per_call(inline: Inline, heads: list[Head], bodies: list[bytes], runs: int) -> float:
-    """Microseconds of process CPU per review, the writer threads' catch-up included."""
+def cpu_per_call(
+    inline: Inline, heads: list[Head], bodies: list[bytes], runs: int, evict: bytearray | None
+) -> float:
+    """Microseconds of process CPU per review, the writer threads' catch-up included.
+
+    `evict`: a buffer written one byte per 64-byte line before every review,
+    so each starts with cold CPU caches as in a server between reviews; its
+    own cost is in every path alike, so the differences stay comparable.
+    """
     for head, body in zip(heads, bodies, strict=True):
         if inline(head, body, time.monotonic()) is None:
             raise RuntimeError("the review was not answered on the loop path")
+    lines = b"\x01" * (len(evict) // 64) if evict is not None else b""
     started = time.process_time()
     for n in range(runs):
         k = n % len(bodies)
+        if evict is not None:
+            evict[::64] = lines
         inline(heads[k], bodies[k], time.monotonic())
     time.sleep(0.5)  # the log writer and the decisions flusher finish their share
     spent = time.process_time() - started
@@ -61,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5000, help="reviews per round")
     parser.add_argument("--repeats", type=int, default=9, help="interleaved rounds")
+    parser.add_argument("--evict-kib", type=int, default=0,
+                        help="touch this much memory before each review (cold caches)")  # fmt: skip
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="jetstream-pin-costs-"))
     metrics.enable_multiprocess(workdir / "metrics")
@@ -109,9 +121,10 @@ def _measure(args: argparse.Namespace, wiring: Wiring) -> None:
         ("warm pinned, no decision log line", unlogged, pinned),
     ]
     values: dict[str, list[float]] = {name: [] for name, _, _ in paths}
+    evict = bytearray(args.evict_kib * 1024) if args.evict_kib else None
     for repeat in range(args.repeats):  # interleaved, so the machine's drift hits all alike
         for name, inline, bodies in paths if repeat % 2 == 0 else reversed(paths):
-            values[name].append(cpu_per_call(inline, heads, bodies, args.runs))
+            values[name].append(cpu_per_call(inline, heads, bodies, args.runs, evict))
     # Noise on a shared VM only adds time: the fastest round is the steadiest estimate.
     fastest = {name: min(v) for name, v in values.items()}
     base = fastest[paths[0][0]]

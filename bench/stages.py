@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from tests.builders import EXAMPLES, fixture_review
-from webhook import metrics, mutation
+from webhook import metrics, mutation, wirejson
 from webhook.config import load_config
 from webhook.logs import BatchingHandler, JsonFormatter
 from webhook.patch import json_patch
@@ -50,7 +50,7 @@ def main() -> None:
     fields = result.log_fields()
 
     print(f"one warm pinned review of the v3.6 fixture ({len(body)} bytes), {RUNS} runs each")
-    timed("json.loads of the body", lambda: json.loads(body))
+    timed("wirejson.loads of the body", lambda: wirejson.loads(body))
     timed("parse_review", lambda: parse_review(document))
     timed("read_pod (slug, targets)", lambda: read_pod(request.object, ["x/y"], "argo"))
     timed("read_pod (jetstream targets)",
@@ -60,15 +60,25 @@ def main() -> None:
                                                        admitter.env_names))  # fmt: skip
     timed("json_patch (before, after)", lambda: json_patch(request.object, after))
     timed("admitter.admit (all of the above)", lambda: admitter.admit(request))
-    timed("json.dumps of the response", lambda: json.dumps(result.response))
-    timed("no-op answer (allowed + dumps)", lambda: json.dumps(allowed(request.uid)))
-    timed("decision log line", lambda: logger.info("admission", extra={"fields": fields}))
+    timed("wirejson.dumps of the response", lambda: wirejson.dumps(result.response))
+    timed("no-op answer (allowed + dumps)", lambda: wirejson.dumps(allowed(request.uid)))
+    timed("decision log line (enqueued)", lambda: logger.info("log", extra={"fields": fields}))
+    record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, "admission", (), None,
+                               extra={"fields": fields})  # fmt: skip
+    formatter = JsonFormatter()
+    timed("decision log line (formatted)", lambda: formatter.format(record))
 
     def count() -> None:
         metrics.ADMISSIONS.labels("patched", "enrollment").inc()
         metrics.ADMISSION_SECONDS.labels("patched").observe(0.001)
 
     timed("metrics (counter + histogram)", count)
+
+    def count_children() -> None:
+        metrics.child(metrics.ADMISSIONS, "patched", "enrollment").inc()
+        metrics.child(metrics.ADMISSION_SECONDS, "patched").observe(0.001)
+
+    timed("metrics (remembered children)", count_children)
 
 
 if __name__ == "__main__":
