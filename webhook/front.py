@@ -295,29 +295,36 @@ class Front:
             task.cancel()
 
     async def _accept(self, listener: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
+        """Accept on `listener` until cancelled; no error ends it (the worker would look
+        alive and never accept again)."""
         listener.setblocking(False)
-        assert self._slots is not None
         port = listener.getsockname()[1]
         while True:
-            await self._slots.acquire()
             try:
-                if self.seat is not None:
-                    await self._balanced(listener, self.seat)
-                sock, peer = await loop.sock_accept(listener)
+                await self._accept_one(listener, port)
             except OSError:
-                self._slots.release()
                 await asyncio.sleep(0.05)  # EMFILE and friends: do not spin
-                continue
-            except BaseException:
-                self._slots.release()
-                raise
-            state = _Connection()
-            task = asyncio.create_task(self._serve_connection(sock, peer, port, state))
-            self._connections[task] = state
-            task.add_done_callback(self._closed)
+            except Exception:
+                log.exception("accepting on port %s failed; accepting again", port)
+                await asyncio.sleep(0.05)
+
+    async def _accept_one(self, listener: socket.socket, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._slots is not None
+        await self._slots.acquire()
+        try:
             if self.seat is not None:
-                self.seat.publish(len(self._connections))
+                await self._balanced(listener, self.seat)
+            sock, peer = await loop.sock_accept(listener)
+        except BaseException:
+            self._slots.release()
+            raise
+        state = _Connection()
+        task = asyncio.create_task(self._serve_connection(sock, peer, port, state))
+        self._connections[task] = state
+        task.add_done_callback(self._closed)
+        if self.seat is not None:
+            self.seat.publish(len(self._connections))
 
     async def _balanced(self, listener: socket.socket, seat: Seat) -> None:
         """Return when this worker should accept: it holds no more than the others, or a
