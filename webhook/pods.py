@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
+from functools import lru_cache, wraps
+from typing import Any, TypeVar
 
 from webhook.pinning import Refusal, describe_value
 
@@ -24,6 +24,7 @@ ANNOTATION_PIN_DIGEST = "jetstream/pin-digest"
 _SLUG_FLAG = re.compile(r"--experiment[_-]slug(?:=(.*))?\Z", re.DOTALL)
 _SPACE = re.compile(r"\s")
 _MEMO_IMAGE_CHARS = 512  # longer references are parsed every time, not remembered
+R = TypeVar("R")
 CONTAINER_FIELDS = ("initContainers", "containers")
 _DOCKER_HUB = "docker.io"
 
@@ -89,23 +90,26 @@ class PodFacts:
         return self.annotations.get(ANNOTATION_PIN_DIGEST)
 
 
-def parse_image(image: str) -> ImageRef | None:
-    """Split `repo[:tag][@digest]`; None for text that is no image reference.
+def _remembered_for_short(function: Callable[[str], R]) -> Callable[[str], R]:
+    """`function`, its answers for texts of ordinary length remembered (bounded LRU).
 
-    Pods repeat a handful of images (Argo's executor, the configured ones), so
-    the answers for references of ordinary length are remembered (bounded).
+    Pods repeat a handful of images (Argo's executor, the configured ones).
+    Longer texts are computed every time, so a hostile pod cannot fill the
+    memo with megabytes.
     """
-    if len(image) <= _MEMO_IMAGE_CHARS:
-        return _parse_image_memo(image)
-    return _parse_image(image)
+    remembered = lru_cache(maxsize=4096)(function)
+
+    @wraps(function)
+    def call(text: str) -> R:
+        return remembered(text) if len(text) <= _MEMO_IMAGE_CHARS else function(text)
+
+    call.cache_info = remembered.cache_info  # type: ignore[attr-defined]
+    return call
 
 
-@lru_cache(maxsize=4096)
-def _parse_image_memo(image: str) -> ImageRef | None:
-    return _parse_image(image)
-
-
-def _parse_image(image: str) -> ImageRef | None:
+@_remembered_for_short
+def parse_image(image: str) -> ImageRef | None:
+    """Split `repo[:tag][@digest]`; None for text that is no image reference."""
     if not image or _SPACE.search(image):
         return None
     name, _, digest = image.partition("@")
@@ -121,19 +125,9 @@ def _parse_image(image: str) -> ImageRef | None:
     return ImageRef(name, tag, digest or None)
 
 
+@_remembered_for_short
 def normalize_repository(repository: str) -> str:
     """One spelling per repository, so `jetstream` and `docker.io/library/jetstream` match."""
-    if len(repository) <= _MEMO_IMAGE_CHARS:
-        return _normalize_memo(repository)
-    return _normalize(repository)
-
-
-@lru_cache(maxsize=4096)
-def _normalize_memo(repository: str) -> str:
-    return _normalize(repository)
-
-
-def _normalize(repository: str) -> str:
     first, sep, rest = repository.partition("/")
     has_host = sep and ("." in first or ":" in first or first == "localhost")
     if not has_host:
