@@ -339,8 +339,8 @@ class Front:
                 await asyncio.sleep(GRACE_SECONDS)
                 if _pending(listener):
                     return
-        except (asyncio.CancelledError, OSError):
-            raise
+        except OSError:
+            raise  # the listener's own trouble: the accept loop waits and tries again
         except Exception:
             log.exception("cannot compare connection counts with the other workers")
 
