@@ -118,3 +118,12 @@ def test_a_stalled_output_drops_lines_instead_of_growing() -> None:
         stream.release.set()
         logger.removeHandler(handler)
         handler.close()
+
+
+def test_fields_orjson_cannot_write_still_make_one_json_line() -> None:
+    record = logging.LogRecord("webhook.decisions", logging.INFO, __file__, 1, "odd", (), None)
+    record.fields = {"by_number": {1: "one"}, "huge": 2**70}
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    assert json.loads(line)["by_number"] == {"1": "one"}
+    assert json.loads(line)["huge"] == 2**70

@@ -175,3 +175,13 @@ def test_malformed_pods_name_the_path(mutate: Any, message: str) -> None:
 def test_not_an_object() -> None:
     with pytest.raises(MalformedPod, match=r"request\.object is not a JSON object"):
         read_pod(None, REPOS, "argo")
+
+
+def test_long_references_are_read_alike_but_not_remembered() -> None:
+    long_repo = "registry.example/" + "a" * 600  # beyond the memo's 512 characters
+    before = parse_image.cache_info().currsize  # type: ignore[attr-defined]
+    assert parse_image(f"{long_repo}:v1") == ImageRef(long_repo, "v1", None)
+    assert parse_image.cache_info().currsize == before  # type: ignore[attr-defined]
+    assert normalize_repository(long_repo) == long_repo
+    parse_image(f"{JETSTREAM}:remembered-{len(long_repo)}")
+    assert parse_image.cache_info().currsize == before + 1  # type: ignore[attr-defined]
