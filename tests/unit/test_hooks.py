@@ -56,7 +56,7 @@ def test_an_overloaded_malformed_body_is_a_400() -> None:
 
 def _head(body: bytes, content_type: str = "application/json") -> Head:
     return parse_head(
-        f"POST /mutate HTTP/1.1\r\nContent-Type: {content_type}\r\n"
+        f"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n".encode()
     )
 
