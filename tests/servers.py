@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -45,6 +46,47 @@ class Server:
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.url.removeprefix("https://").split(":")
+        return host, int(port)
+
+    @property
+    def admin_address(self) -> tuple[str, int]:
+        host, port = self.admin_url.removeprefix("https://").split(":")
+        return host, int(port)
+
+    def tls_connection(self, admin: bool = False, timeout: float = 10) -> ssl.SSLSocket:
+        """A new TLS connection to the admission (or admin) port, handshake done."""
+        raw = socket.create_connection(self.admin_address if admin else self.address, timeout)
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        return context.wrap_socket(raw, server_hostname="localhost")
+
+    def workers(self) -> list[int]:
+        return workers_of(self.process.pid)
+
+
+def workers_of(master: int) -> list[int]:
+    """The pids of the processes whose parent is `master` (gunicorn's workers)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            if f"\nPPid:\t{master}\n" in status:
+                pids.append(int(entry.name))
+    return pids
+
+
+def resident_bytes(pid: int) -> int:
+    """The resident set of `pid` now (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 def example_config(workdir: Path, **overrides: Any) -> dict[str, Any]:

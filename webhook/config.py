@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from webhook.bounds import LARGE_SHARE
+
 CONFIG_ENV = "JETSTREAM_PIN_CONFIG"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REPO_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
@@ -64,7 +66,12 @@ class ServerConfig:
     header_timeout_seconds: float = key("headerTimeoutSeconds", default=5.0)
     body_timeout_seconds: float = key("bodyTimeoutSeconds", default=10.0)
     idle_timeout_seconds: float = key("idleTimeoutSeconds", default=60.0)
-    max_connections: int = key("maxConnections", default=1024)
+    max_connections: int = key("maxConnections", default=1024)  # per worker, admission port
+    admin_max_connections: int = key("adminMaxConnections", default=64)  # per worker, admin port
+    # Bytes of request bodies one worker holds at once (webhook.bounds.BodyBudget).
+    max_body_bytes_in_flight: int = key("maxBodyBytesInFlight", default=32 * 1024 * 1024)
+    # A review with a larger body is decided in an admission thread, never on the event loop.
+    loop_review_max_bytes: int = key("loopReviewMaxBytes", default=64 * 1024)
 
 
 @dataclass(frozen=True)
@@ -270,7 +277,8 @@ def _check(config: Config) -> None:
     if config.uses_static() and config.static is None:
         raise ConfigError("static: a source of type 'static' needs the data file set here")
     positive: tuple[str, ...] = ("port", "admin_port", "workers", "threads", "max_request_bytes")
-    positive += ("max_connections",)
+    positive += ("max_connections", "admin_max_connections", "max_body_bytes_in_flight")
+    positive += ("loop_review_max_bytes",)
     positive += tuple(f"{p}_timeout_seconds" for p in ("handshake", "header", "body", "idle"))
     for name in positive:
         if getattr(config.server, name) <= 0:
@@ -282,6 +290,11 @@ def _check(config: Config) -> None:
         raise ConfigError(
             f"server.admissionDeadlineSeconds: must be above 0 and at most {MAX_DEADLINE} "
             "(the API server's limit for a webhook is 30 s; leave a margin under timeoutSeconds)"
+        )
+    if config.server.max_request_bytes > LARGE_SHARE * config.server.max_body_bytes_in_flight:
+        raise ConfigError(
+            f"server.maxBodyBytesInFlight: must be at least {1 / LARGE_SHARE:.3g} times "
+            "server.maxRequestBytes (a quarter is kept for ordinary reviews)"
         )
     if config.server.admin_port == config.server.port:
         raise ConfigError(

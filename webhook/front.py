@@ -32,10 +32,12 @@ from functools import partial
 from typing import Any, Protocol
 
 from webhook import metrics
+from webhook.bounds import BodyBudget, Room
 from webhook.httpwire import (
     BadRequest,
     Head,
     environ,
+    head_end,
     json_error,
     parse_head,
     response,
@@ -49,6 +51,7 @@ ARRIVED = "jetstream_pin.arrived"  # environ key: time.monotonic() when the head
 PROBES = frozenset({"/healthz", "/readyz"})
 DISCARD_FACTOR = 4  # an oversized body is read away up to this many times the limit
 TICK_SECONDS = 0.5
+READ_BYTES = 65536
 
 Answer = tuple[str, list[tuple[str, str]], bytes]
 Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -63,9 +66,15 @@ class Limits:
     body_seconds: float = 10.0
     idle_seconds: float = 60.0  # a keep-alive connection between requests
     write_seconds: float = 10.0
-    max_connections: int = 1024  # per worker process; more wait in the kernel's backlog
+    # Per worker process and port; at the bound the longest-idle connection makes room,
+    # and if none idles, more wait in the kernel's backlog (webhook.bounds.Room).
+    max_connections: int = 1024  # the admission port
+    admin_max_connections: int = 64  # the admin port (status page, metrics)
     max_head_bytes: int = 65536
     max_body_bytes: int = 6 * 1024 * 1024
+    body_bytes_in_flight: int = 32 * 1024 * 1024  # per worker (webhook.bounds.BodyBudget)
+    # A review with a larger body is decided in an admission thread, never on the loop.
+    loop_review_max_bytes: int = 64 * 1024
 
 
 class Hooks(Protocol):
@@ -206,11 +215,6 @@ def _expire(job: _Job, done: asyncio.Future[Answer | None]) -> None:
         done.set_result(None)
 
 
-@dataclass
-class _Connection:
-    idle: bool = True
-
-
 async def _readable(listener: socket.socket) -> None:
     """Until a connection is pending on `listener` (nothing is accepted)."""
     loop = asyncio.get_running_loop()
@@ -256,12 +260,17 @@ class Front:
         self.hooks: Hooks = hooks or PlainHooks()
         self.pool = AppPool(threads)
         self.stopping = False
-        self._connections: dict[asyncio.Task[None], _Connection] = {}
-        self._slots: asyncio.Semaphore | None = None
+        self._rooms: dict[int, Room] = {}  # by listening port, made on the loop
+        self._budget: BodyBudget | None = None
 
     @property
     def open_connections(self) -> int:
-        return len(self._connections)
+        return sum(len(room.open) for room in self._rooms.values())
+
+    def _bound_of(self, port: int) -> int:
+        if port == self.webhook_port:
+            return self.limits.max_connections
+        return self.limits.admin_max_connections
 
     async def serve(
         self,
@@ -269,7 +278,10 @@ class Front:
         heartbeat: Callable[[], None] = lambda: None,
         graceful_seconds: float = 25.0,
     ) -> None:
-        self._slots = asyncio.Semaphore(self.limits.max_connections)
+        self._budget = BodyBudget(self.limits.body_bytes_in_flight)
+        for sock in self.listeners:
+            port = sock.getsockname()[1]
+            self._rooms[port] = Room(self._bound_of(port))
         accepting = [asyncio.create_task(self._accept(sock)) for sock in self.listeners]
         try:
             while alive():
@@ -285,14 +297,17 @@ class Front:
     async def _finish(self, graceful_seconds: float, heartbeat: Callable[[], None]) -> None:
         """Close idle connections; let requests in flight end, for `graceful_seconds` at most."""
         deadline = time.monotonic() + graceful_seconds
-        while self._connections and time.monotonic() < deadline:
-            for task, state in list(self._connections.items()):
-                if state.idle:
+        while self._open() and time.monotonic() < deadline:
+            for room in self._rooms.values():
+                for task in list(room.idle):
                     task.cancel()
             heartbeat()
-            await asyncio.wait(list(self._connections), timeout=TICK_SECONDS)
-        for task in list(self._connections):
+            await asyncio.wait(self._open(), timeout=TICK_SECONDS)
+        for task in self._open():
             task.cancel()
+
+    def _open(self) -> list[asyncio.Task[None]]:
+        return [task for room in self._rooms.values() for task in room.open]
 
     async def _accept(self, listener: socket.socket) -> None:
         """Accept on `listener` until cancelled; no error ends it (the worker would look
@@ -310,21 +325,19 @@ class Front:
 
     async def _accept_one(self, listener: socket.socket, port: int) -> None:
         loop = asyncio.get_running_loop()
-        assert self._slots is not None
-        await self._slots.acquire()
-        try:
-            if self.seat is not None:
-                await self._balanced(listener, self.seat)
-            sock, peer = await loop.sock_accept(listener)
-        except BaseException:
-            self._slots.release()
-            raise
-        state = _Connection()
-        task = asyncio.create_task(self._serve_connection(sock, peer, port, state))
-        self._connections[task] = state
-        task.add_done_callback(self._closed)
+        room = self._rooms[port]
+        await room.make_room(
+            partial(_readable, listener),
+            metrics.child(metrics.CONNECTIONS_CLOSED_FOR_ROOM, _port_name(self, port)).inc,
+        )
         if self.seat is not None:
-            self.seat.publish(len(self._connections))
+            await self._balanced(listener, self.seat)
+        sock, peer = await loop.sock_accept(listener)
+        task = asyncio.create_task(self._serve_connection(sock, peer, room))
+        room.entered(task)
+        task.add_done_callback(partial(self._closed, room))
+        if self.seat is not None:
+            self.seat.publish(self.open_connections)
 
     async def _balanced(self, listener: socket.socket, seat: Seat) -> None:
         """Return when this worker should accept: it holds no more than the others, or a
@@ -334,7 +347,7 @@ class Front:
         accepts as if it were alone.
         """
         try:
-            while seat.crowded(len(self._connections)):
+            while seat.crowded(self.open_connections):
                 await _readable(listener)
                 await asyncio.sleep(GRACE_SECONDS)
                 if _pending(listener):
@@ -344,18 +357,14 @@ class Front:
         except Exception:
             log.exception("cannot compare connection counts with the other workers")
 
-    def _closed(self, task: asyncio.Task[None]) -> None:
-        self._connections.pop(task, None)
+    def _closed(self, room: Room, task: asyncio.Task[None]) -> None:
+        room.left(task)
         if self.seat is not None:
-            self.seat.publish(len(self._connections))
-        if self._slots is not None:
-            self._slots.release()
+            self.seat.publish(self.open_connections)
         if not task.cancelled() and task.exception() is not None:
             log.warning("connection failed: %r", task.exception())
 
-    async def _serve_connection(
-        self, sock: socket.socket, peer: Any, port: int, state: _Connection
-    ) -> None:
+    async def _serve_connection(self, sock: socket.socket, peer: Any, room: Room) -> None:
         loop = asyncio.get_running_loop()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         reader = asyncio.StreamReader(limit=self.limits.max_head_bytes)
@@ -373,8 +382,10 @@ class Front:
             sock.close()
             return
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        task = asyncio.current_task()
+        assert task is not None
         try:
-            await self._requests(reader, writer, peer, port, state)
+            await self._requests(reader, writer, peer, sock.getsockname()[1], room, task)
         except (OSError, ssl.SSLError):
             pass  # the client went away
         finally:
@@ -386,66 +397,119 @@ class Front:
         writer: asyncio.StreamWriter,
         peer: Any,
         port: int,
-        state: _Connection,
+        room: Room,
+        task: asyncio.Task[None],
     ) -> None:
         limits = self.limits
         wait_first = limits.header_seconds  # a new connection must start its request promptly
+        pending = bytearray()  # read past the last request: the start of the next (pipelining)
         while not self.stopping:
-            state.idle = True
             try:
-                async with asyncio.timeout(wait_first):
-                    start = await reader.read(1)
-                if not start:
-                    return
-                state.idle = False
+                if not pending:
+                    room.resting(task)
+                    async with asyncio.timeout(wait_first):
+                        chunk = await reader.read(READ_BYTES)
+                    if not chunk:
+                        return
+                    pending += chunk
+                room.working(task)
                 arrived = time.monotonic()
                 async with asyncio.timeout(limits.header_seconds):
-                    rest = await reader.readuntil(b"\r\n\r\n")
-            except (TimeoutError, asyncio.IncompleteReadError):
+                    end = head_end(pending, limits.max_head_bytes)
+                    while end < 0:
+                        chunk = await reader.read(READ_BYTES)
+                        if not chunk:
+                            return
+                        pending += chunk
+                        end = head_end(pending, limits.max_head_bytes)
+                head = parse_head(bytes(pending[:end]))
+            except TimeoutError:
                 return  # silent, or too slow with its headers: closed
-            except (asyncio.LimitOverrunError, ValueError):
-                await self._refuse(writer, 431, "the request head is too large")
-                return
-            try:
-                head = parse_head(start + rest)
             except BadRequest as err:
                 await self._refuse(writer, err.status, str(err))
                 return
-            body = await self._body(reader, writer, head)
-            if body is None:
-                return
-            status, headers, payload = await self._answer(head, body, peer, port, arrived)
-            # Over the limit, the body was read away, not kept: the connection ends with it.
-            keep_alive = head.keep_alive and not self.stopping
-            keep_alive = keep_alive and head.content_length <= limits.max_body_bytes
-            wire = response(status, headers, payload, keep_alive)
-            if head.method == "HEAD":
-                wire = wire[: len(wire) - len(payload)]  # the length, not the body
-            writer.write(wire)
-            async with asyncio.timeout(limits.write_seconds):
-                await writer.drain()
-            if not keep_alive:
+            del pending[:end]
+            answered = await self._exchange(reader, writer, head, pending, peer, port, arrived)
+            if not answered:
                 return
             wait_first = limits.idle_seconds
 
+    async def _exchange(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        head: Head,
+        pending: bytearray,
+        peer: Any,
+        port: int,
+        arrived: float,
+    ) -> bool:
+        """Read the body of `head`, answer it; False when the connection is to be closed."""
+        limits = self.limits
+        length = head.content_length
+        held = length if length <= limits.max_body_bytes else 0
+        admission = port == self.webhook_port
+        if held:
+            room_by = arrived + limits.body_seconds
+            deadline = self.hooks.deadline_seconds
+            if admission and deadline and head.method == "POST":
+                room_by = min(room_by, arrived + deadline)  # the API server must not time out
+            assert self._budget is not None
+            if not await self._budget.take(held, room_by - time.monotonic()):
+                metrics.child(metrics.REQUESTS_REFUSED, "body-bytes-in-flight").inc()
+                await self._refuse(writer, 503, "too many request bodies in flight; retry")
+                return False
+        try:
+            body = await self._body(reader, writer, head, pending)
+            if body is None:
+                return False
+            status, headers, payload = await self._answer(head, body, peer, port, arrived)
+        finally:
+            if held:
+                assert self._budget is not None
+                self._budget.give(held)
+        # Over the limit, the body was read away, not kept: the connection ends with it.
+        keep_alive = head.keep_alive and not self.stopping and length <= limits.max_body_bytes
+        wire = response(status, headers, payload, keep_alive)
+        if head.method == "HEAD":
+            wire = wire[: len(wire) - len(payload)]  # the length, not the body
+        writer.write(wire)
+        async with asyncio.timeout(limits.write_seconds):
+            await writer.drain()
+        return keep_alive
+
     async def _body(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: Head
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        head: Head,
+        pending: bytearray,
     ) -> bytes | None:
-        """The body (empty when over the limit: read away); None: too slow, connection closed."""
+        """The body (empty when over the limit: read away); None: too slow, connection closed.
+
+        `pending` holds what was read past the head; what is left of it after the
+        body stays there for the next request.
+        """
         length = head.content_length
         limit = self.limits.max_body_bytes
         if length > limit * DISCARD_FACTOR:
             await self._refuse(writer, 400, f"the body is larger than the limit of {limit} bytes")
             return None
-        if head.expects_continue and length:
+        if len(pending) >= length:
+            body = bytes(pending[:length])
+            del pending[:length]
+            return body
+        if head.expects_continue:
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        start = bytes(pending)
+        pending.clear()
         try:
             async with asyncio.timeout(self.limits.body_seconds):
                 if length <= limit:
-                    return await reader.readexactly(length) if length else b""
-                remaining = length
+                    return start + await reader.readexactly(length - len(start))
+                remaining = length - len(start)
                 while remaining > 0:
-                    chunk = await reader.read(min(remaining, 65536))
+                    chunk = await reader.read(min(remaining, READ_BYTES))
                     if not chunk:
                         return None
                     remaining -= len(chunk)
@@ -463,7 +527,11 @@ class Front:
         deadline = self.hooks.deadline_seconds
         expires = arrived + deadline if admission and deadline and head.method == "POST" else None
         try:
-            if admission and head.method == "POST":
+            if (
+                admission
+                and head.method == "POST"
+                and len(body) <= self.limits.loop_review_max_bytes
+            ):
                 answer = self.hooks.inline(head, body, arrived)  # a warm review: no thread
                 if answer is not None:
                     return answer
@@ -489,3 +557,7 @@ class Front:
         with contextlib.suppress(TimeoutError, OSError):
             async with asyncio.timeout(self.limits.write_seconds):
                 await writer.drain()
+
+
+def _port_name(front: Front, port: int) -> str:
+    return "admission" if port == front.webhook_port else "admin"

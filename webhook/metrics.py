@@ -63,6 +63,17 @@ OVERLOADED = Counter(
     "within the deadline.",
     ["cause"],
 )
+CONNECTIONS_CLOSED_FOR_ROOM = Counter(
+    "jetstream_pin_connections_closed_for_room",
+    "Idle connections closed because their port was at its connection bound and a new "
+    "client was waiting, by port (admission or admin).",
+    ["port"],
+)
+REQUESTS_REFUSED = Counter(
+    "jetstream_pin_requests_refused",
+    "Requests refused with 503 before their body was read, by the bound that was reached.",
+    ["bound"],
+)
 LOG_LINES_DROPPED = Counter(
     "jetstream_pin_log_lines_dropped",
     "Log lines dropped because the log queue was full (its output stalled).",

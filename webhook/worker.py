@@ -61,5 +61,8 @@ def limits_of(server: Any) -> Limits:
         body_seconds=server.body_timeout_seconds,
         idle_seconds=server.idle_timeout_seconds,
         max_connections=server.max_connections,
+        admin_max_connections=server.admin_max_connections,
         max_body_bytes=server.max_request_bytes,
+        body_bytes_in_flight=server.max_body_bytes_in_flight,
+        loop_review_max_bytes=server.loop_review_max_bytes,
     )

@@ -15,22 +15,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.servers import example_config, running_server
+from tests.servers import example_config, running_server, workers_of
 
 CONNECTIONS = 8
-
-
-def workers_of(master: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                status = (entry / "status").read_text()
-            except OSError:
-                continue
-            if f"\nPPid:\t{master}\n" in status:
-                pids.append(int(entry.name))
-    return pids
 
 
 def socket_inodes(pid: int) -> set[str]:

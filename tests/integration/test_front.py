@@ -6,7 +6,10 @@ import json
 import socket
 import ssl
 
+import pytest
+
 from tests.builders import argo_pod, review_of
+from tests.rfc9112 import SHAPES, Shape
 from tests.servers import Server
 
 
@@ -63,3 +66,42 @@ def test_head_has_no_body(server: Server) -> None:
     reply = exchange(server, b"HEAD /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 404")  # the status page is on the admin port
     assert reply.endswith(b"\r\n\r\n")
+
+
+def answer_and_after(server: Server, wire: bytes, within: float) -> tuple[bytes, bytes | None]:
+    """Send one request: its answer, then what followed it until the server closed (None: the
+    connection was still open after `within` seconds)."""
+    host, port = server.url.removeprefix("https://").split(":")
+    context = ssl.create_default_context(cafile=str(server.ca_file))
+    received = b""
+    with (
+        socket.create_connection((host, int(port)), timeout=within) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(wire)
+        while b"\r\n\r\n" not in received and (chunk := tls.recv(65536)):
+            received += chunk
+        head, _, rest = received.partition(b"\r\n\r\n")
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        while len(rest) < length and (chunk := tls.recv(65536)):
+            rest += chunk
+        answer, after = head + b"\r\n\r\n" + rest[:length], rest[length:]
+        try:
+            while chunk := tls.recv(65536):
+                after += chunk
+        except TimeoutError:
+            return answer, None
+        except OSError:  # reset: closed too
+            pass
+    return answer, after
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=[s.name for s in SHAPES])
+def test_rfc9112_shapes_on_the_wire(server: Server, shape: Shape) -> None:
+    """Each forbidden shape: its status, one answer only, and the connection closed at once."""
+    answer, after = answer_and_after(server, shape.wire, within=2.0 if shape.refused else 0.2)
+    assert answer.startswith(b"HTTP/1.1 %d " % shape.status), (shape.name, answer[:300])
+    if shape.refused:
+        assert b"Connection: close" in answer
+        assert after is not None, "the connection stayed open after a refusal"
+        assert after == b"", f"a second answer: {after!r}"

@@ -1,0 +1,102 @@
+"""Idle keep-alive connections cannot use up the connection bound, on either port.
+
+1,024 connections that each sent one GET and then idled made a review on a
+fresh connection wait 52 s: its handshake never started, since the worker
+was at its bound. The admin port shared that bound, so the status page could
+starve admission. Now each port has its own bound, and at the bound the
+connection idle the longest is closed to make room for the new one.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.builders import argo_pod, review_of
+from tests.servers import Server, example_config, running_server
+
+IDLE = 1_100
+LIMIT = 2.0  # seconds for a review on a fresh connection
+
+
+@pytest.fixture(scope="module")
+def one_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One worker, default bounds: 1,100 connections are over the bound of either port."""
+    workdir = Path(tmp_path_factory.mktemp("idle-connections"))
+    config = example_config(workdir)
+    config["server"].update(workers=1, threads=4)
+    with running_server(workdir, config) as server:
+        yield server
+
+
+def idle_after_one_get(server: Server, admin: bool) -> ssl.SSLSocket | None:
+    """A connection that sent one GET and read its answer, then idles (None: not served)."""
+    try:
+        tls = server.tls_connection(admin=admin, timeout=5)
+    except OSError:
+        return None
+    try:
+        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        if tls.recv(4096).startswith(b"HTTP/1.1 "):
+            return tls
+    except OSError:
+        pass
+    tls.close()
+    return None
+
+
+def fresh_review(server: Server) -> float:
+    """Seconds for a review on a new connection (handshake included); 200 and a patch."""
+    started = time.monotonic()
+    with requests.Session() as fresh:
+        fresh.trust_env = False
+        reply = fresh.post(
+            f"{server.url}/mutate",
+            json=review_of(argo_pod("my-experiment")),
+            verify=str(server.ca_file),
+            timeout=30,
+        )
+    took = time.monotonic() - started
+    assert reply.status_code == 200
+    assert "patch" in reply.json()["response"]
+    return took
+
+
+@pytest.mark.parametrize("admin", [False, True], ids=["admission port", "admin port"])
+def test_a_review_on_a_fresh_connection_behind_1100_idle_ones(
+    one_worker: Server, admin: bool
+) -> None:
+    server = one_worker
+    with ExitStack() as stack, ThreadPoolExecutor(32) as pool:
+        opened = [c for c in pool.map(lambda _: idle_after_one_get(server, admin), range(IDLE))]
+        for tls in opened:
+            if tls is not None:
+                stack.callback(tls.close)
+        served = sum(tls is not None for tls in opened)
+        took = fresh_review(server)
+        status_took = None
+        if admin:
+            started = time.monotonic()
+            with requests.Session() as fresh:
+                fresh.trust_env = False
+                page = fresh.get(
+                    f"{server.admin_url}/status", verify=str(server.ca_file), timeout=30
+                )
+            status_took = time.monotonic() - started
+            assert page.status_code == 200
+    port = "admin" if admin else "admission"
+    print(
+        f"{served} of {IDLE} idle connections on the {port} port served their GET; a review on "
+        f"a fresh connection then took {took:.2f}s"
+        + (f", the status page {status_took:.2f}s" if status_took is not None else "")
+    )
+    assert took < LIMIT, f"a review took {took:.1f}s behind {IDLE} idle connections"
+    if status_took is not None:
+        assert status_took < LIMIT, f"the status page took {status_took:.1f}s"
