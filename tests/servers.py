@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +24,7 @@ from tests.artifactregistry_standin import SimpleArtifactRegistry
 from tests.bigquery_standin import bigquery_source
 from tests.builders import EXAMPLES, JETSTREAM, ROOT
 from webhook import certs
+from webhook.front import Front, Limits
 
 
 def free_port() -> int:
@@ -168,6 +171,50 @@ def running_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@dataclass
+class InProcessFront:
+    """A `webhook.front.Front` serving on loopback in a thread of the test process."""
+
+    front: Front
+    port: int
+    ca_file: Path
+
+    def exchange(self, request: bytes) -> bytes:
+        """One request on a new TLS connection that asks to close; the whole answer."""
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        received = b""
+        with (
+            socket.create_connection(("127.0.0.1", self.port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            tls.sendall(request)
+            while chunk := tls.recv(65536):
+                received += chunk
+        return received
+
+
+@contextmanager
+def running_front(
+    workdir: Path, app: Any, hooks: Any = None, limits: Limits | None = None, seat: Any = None
+) -> Iterator[InProcessFront]:
+    """`app` (WSGI) behind a Front on a free loopback port, until the block ends."""
+    certs.write(certs.issue(["localhost"], ["127.0.0.1"]), workdir)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(workdir / certs.CERT_FILE, workdir / certs.KEY_FILE)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    front = Front(app, [listener], lambda: context, port, 2, limits or Limits(), hooks, seat)
+    stop = threading.Event()
+    serving = threading.Thread(target=lambda: asyncio.run(front.serve(lambda: not stop.is_set())))
+    serving.start()
+    try:
+        yield InProcessFront(front, port, workdir / certs.CA_FILE)
+    finally:
+        stop.set()
+        serving.join(30)
+        listener.close()
 
 
 def _wait_until_healthy(server: Server, timeout: float = 30.0) -> None:

@@ -57,7 +57,7 @@ class Room:
 
     async def make_room(
         self,
-        client_waiting: Callable[[], Awaitable[None]],
+        client_waiting: Callable[[], Awaitable[object]],
         closed_for_room: Callable[[], None],
     ) -> None:
         """Return once a connection fits, closing the longest-idle one when a client waits.

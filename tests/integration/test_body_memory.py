@@ -9,7 +9,6 @@ chart's limit is 512 Mi). Now a worker holds at most
 
 from __future__ import annotations
 
-import socket
 import ssl
 import threading
 import time
