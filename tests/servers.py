@@ -133,10 +133,13 @@ def running_server(
     module: Sequence[str] = ("webhook", "serve", "--config"),
     env: dict[str, str] | None = None,
     certs_ready: bool = False,
+    output: int | None = None,
 ) -> Iterator[Server]:
     """`python -m <module...> CONFIG` on loopback; the benchmark swaps in its no-op server.
 
     `certs_ready`: the caller wrote the serving pair (and ca.crt) where the config says.
+    `output`: a file descriptor for the server's stdout and stderr instead of its log file
+    (which then stays empty).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     config = config or example_config(workdir)
@@ -150,7 +153,8 @@ def running_server(
     with log_file.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", *module, str(config_file)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env,
+            stdout=log if output is None else output, stderr=subprocess.STDOUT, cwd=workdir,
+            env=env,
         )  # fmt: skip
     session = requests.Session()
     session.trust_env = False  # REQUESTS_CA_BUNDLE would override `verify`

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import io
 import json
 import logging
 import os
@@ -16,8 +17,9 @@ import queue
 import sys
 import threading
 import time
+import weakref
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Protocol
 
 import orjson
 
@@ -61,6 +63,52 @@ class JsonFormatter(logging.Formatter):
 LEVEL_ENV = "JETSTREAM_PIN_LOG_LEVEL"
 BATCH_SECONDS = 0.01
 MAX_PENDING = 10000  # lines waiting for the writer; a stalled output drops beyond this
+PIPE_BUF = 4096  # a pipe write of at most this many bytes is atomic (POSIX: at least 512)
+
+
+class Output(Protocol):
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+class FdOutput:
+    """Text written straight to a file descriptor (`os.write`), whole lines of at most
+    PIPE_BUF bytes to a write where they fit.
+
+    Not through `sys.stderr`: its buffer has a lock, which a writer blocked on a
+    full pipe holds, and a process forked meanwhile (gunicorn's next worker)
+    inherits it held and can never write again. And as the master and its
+    workers share one pipe, writes of whole lines within PIPE_BUF keep their
+    lines from interleaving.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, text: str, /) -> int:
+        data = memoryview(text.encode("utf-8", "backslashreplace"))
+        start = 0
+        while start < len(data):
+            end = _line_end(data, start)
+            while start < end:
+                start += os.write(self.fd, data[start:end])
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+def _line_end(data: memoryview, start: int) -> int:
+    """Where the write from `start` ends: the last line end within PIPE_BUF, else the next."""
+    if len(data) - start <= PIPE_BUF:
+        return len(data)
+    raw = data.obj
+    assert isinstance(raw, bytes)
+    cut = raw.rfind(b"\n", start, start + PIPE_BUF)
+    if cut < 0:
+        cut = raw.find(b"\n", start + PIPE_BUF)
+    return len(data) if cut < 0 else cut + 1
 
 
 class BatchingHandler(logging.Handler):
@@ -74,17 +122,27 @@ class BatchingHandler(logging.Handler):
 
     The queue is bounded: when the output stalls (a full pipe nobody reads),
     new lines are dropped and counted (`jetstream_pin_log_lines_dropped_total`)
-    instead of growing the process without limit or blocking admissions.
+    instead of growing the process without limit or blocking the caller,
+    whether an admission or gunicorn's master replacing a worker.
+
+    Fork-safe: a forked child (a gunicorn worker) gets a queue and a writer
+    of its own; the parent's pending lines stay the parent's to write.
     """
 
     def __init__(
-        self, stream: TextIO, formatter: logging.Formatter, max_pending: int = MAX_PENDING
+        self, stream: Output, formatter: logging.Formatter, max_pending: int = MAX_PENDING
     ) -> None:
         super().__init__()
         self.stream = stream
         self.setFormatter(formatter)
         self.dropped = 0
-        self._records: queue.Queue[logging.LogRecord | None] = queue.Queue(max_pending)
+        self.closed = False
+        self._max_pending = max_pending
+        self._start_writer()
+        _FORK_SAFE.add(self)
+
+    def _start_writer(self) -> None:
+        self._records: queue.Queue[logging.LogRecord | None] = queue.Queue(self._max_pending)
         self._writer = threading.Thread(target=self._write_forever, name="logs", daemon=True)
         self._writer.start()
 
@@ -97,6 +155,7 @@ class BatchingHandler(logging.Handler):
 
     def close(self) -> None:
         """Write what is pending, then stop the writer (if the output still moves)."""
+        self.closed = True
         if self._writer.is_alive():
             with contextlib.suppress(queue.Full):
                 self._records.put(None, timeout=5)
@@ -119,28 +178,55 @@ class BatchingHandler(logging.Handler):
                         lines.append(self.format(record) + "\n")
                     except Exception:
                         self.handleError(record)
-            self.stream.write("".join(lines))
-            self.stream.flush()
+            try:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+            except OSError:  # the output is gone (EPIPE): nothing left to tell
+                self.dropped += len(lines)
             if None in batch:
                 return
 
 
+_FORK_SAFE: weakref.WeakSet[BatchingHandler] = weakref.WeakSet()
+
+
+def _writers_after_fork() -> None:
+    for handler in list(_FORK_SAFE):
+        if not handler.closed:
+            handler._start_writer()
+
+
+os.register_at_fork(after_in_child=_writers_after_fork)
+
 _handler: BatchingHandler | None = None
 
 
-def configure(level: str | None = None) -> None:
-    """JSON lines on stderr through a `BatchingHandler`; level from $JETSTREAM_PIN_LOG_LEVEL."""
+def shared_handler() -> BatchingHandler:
+    """This process's one handler, on stderr: the root logger's and gunicorn's."""
     global _handler
-    if _handler is not None:
-        _handler.close()
-    _handler = BatchingHandler(sys.stderr, JsonFormatter())
-    atexit.register(_handler.close)
+    if _handler is None or _handler.closed:
+        _handler = BatchingHandler(_stderr(), JsonFormatter())
+        atexit.register(_handler.close)
+    return _handler
+
+
+def _stderr() -> Output:
+    try:
+        return FdOutput(sys.stderr.fileno())
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        return sys.stderr  # replaced by something without a descriptor (a test's capture)
+
+
+def configure(level: str | None = None) -> None:
+    """JSON lines on stderr through the `shared_handler`; level from $JETSTREAM_PIN_LOG_LEVEL."""
     root = logging.getLogger()
-    root.handlers[:] = [_handler]
+    root.handlers[:] = [shared_handler()]
     root.setLevel((level or os.environ.get(LEVEL_ENV) or "INFO").upper())
-    # The JSON lines (gunicorn's too, through LOG_CONFIG) never show the caller's
-    # file and line or the thread: do not collect them per record (the logging
-    # HOWTO's "Optimization"). The pid is still recorded; it costs nothing here.
+    logging.captureWarnings(True)  # warnings through the handler too, never straight to stderr
+    # The JSON lines (gunicorn's too, through webhook.server.GunicornLogger) never
+    # show the caller's file and line or the thread: do not collect them per record
+    # (the logging HOWTO's "Optimization"). The pid is still recorded; it costs
+    # nothing here.
     logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False

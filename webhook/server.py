@@ -17,6 +17,7 @@ shared runtime directory (see `webhook.recent`).
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
@@ -34,23 +36,21 @@ from webhook.seats import Seats
 from webhook.tls import ReloadingContext
 from webhook.wiring import Wiring
 
-LOG_CONFIG: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "webhook.logs.JsonFormatter"}},
-    "handlers": {
-        "stderr": {
-            "class": "logging.StreamHandler",
-            "formatter": "json",
-            "stream": "ext://sys.stderr",
-        }
-    },
-    "root": {"level": "INFO", "handlers": ["stderr"]},
-    "loggers": {
-        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
-        "gunicorn.access": {"level": "WARNING", "handlers": ["stderr"], "propagate": False},
-    },
-}
+
+class GunicornLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger, through the process's one bounded, dropping handler (webhook.logs).
+
+    gunicorn's own handler writes to stderr synchronously: with a log pipe that
+    nobody reads, the master blocked in a write and replaced no worker.
+    """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        handler = logs.shared_handler()
+        self.error_log.handlers[:] = [handler]
+        self.access_log.handlers[:] = [handler]
+        self.error_log.setLevel(logging.INFO)
+        self.access_log.setLevel(logging.WARNING)
 
 
 def address(host: str, port: int) -> str:
@@ -138,7 +138,8 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             "timeout": 30,
             "graceful_timeout": 25,
             "accesslog": None,
-            "logconfig_dict": LOG_CONFIG,
+            "errorlog": "-",
+            "logger_class": GunicornLogger,
             "proc_name": "jetstream-pin",
             "limit_request_line": 8190,
             "forwarded_allow_ips": "",

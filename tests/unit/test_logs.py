@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import threading
 import time
 
 import pytest
 
 from tests.builders import EXAMPLES, argo_pod, review_of
+from webhook import logs
 from webhook.config import load_config
 from webhook.logs import BatchingHandler, JsonFormatter
 from webhook.wiring import Wiring
@@ -127,3 +129,35 @@ def test_fields_orjson_cannot_write_still_make_one_json_line() -> None:
     assert "\n" not in line
     assert json.loads(line)["by_number"] == {"1": "one"}
     assert json.loads(line)["huge"] == 2**70
+
+
+def test_fd_output_writes_whole_lines_of_at_most_pipe_buf_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Writes of whole lines within PIPE_BUF are atomic on a pipe the workers share."""
+    asked: list[int] = []
+
+    def write_all(fd: int, data: memoryview) -> int:
+        asked.append(len(data))
+        return len(data)
+
+    monkeypatch.setattr(os, "write", write_all)
+    short = "s" * 999 + "\n"
+    long = "l" * 9999 + "\n"
+    assert logs.FdOutput(2).write(short * 5 + long + short) == 16000
+    # four short lines fit in 4,096 bytes; the fifth alone before the long one; the long
+    # one whole (never cut); the last line.
+    assert asked == [4000, 1000, 10000, 1000]
+
+
+def test_fd_output_finishes_a_short_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    written = bytearray()
+
+    def short_writes(fd: int, data: memoryview) -> int:
+        written.extend(data[:7])
+        return min(7, len(data))
+
+    monkeypatch.setattr(os, "write", short_writes)
+    text = "a line of text\n" * 3
+    logs.FdOutput(2).write(text)
+    assert written == text.encode()
