@@ -12,7 +12,6 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 from flask import Blueprint, Response, redirect
 
@@ -37,14 +36,13 @@ PAGE_HEADERS = {
 def admin_blueprint(
     status: StatusSource,
     history_ages: Callable[[], Mapping[str, float]] = dict,
-    certificate: Path | None = None,
+    certificate_expiry: Callable[[], float | None] | None = None,
     listing_ages: Callable[[], Mapping[str, float]] = dict,
 ) -> Blueprint:
     """`history_ages` / `listing_ages`: seconds since each image history / enrollment
-    listing was last refreshed; `certificate`: the serving certificate file, whose
-    expiry every scrape reports (alerts fire on it well before it lapses)."""
+    listing was last refreshed; `certificate_expiry`: when the certificate served now
+    expires, which every scrape reports (alerts fire on it well before it lapses)."""
     admin = Blueprint(BLUEPRINT, __name__)
-    expiry = metrics.CertificateExpiry(certificate) if certificate is not None else None
 
     @admin.get("/metrics")
     def prometheus() -> Response:
@@ -52,7 +50,7 @@ def admin_blueprint(
             metrics.IMAGE_HISTORY_AGE.labels(repository).set(age)
         for source, age in listing_ages().items():
             metrics.ENROLLMENT_LISTING_AGE.labels(source).set(age)
-        not_after = expiry.current() if expiry is not None else None
+        not_after = certificate_expiry() if certificate_expiry is not None else None
         if not_after is not None:
             metrics.CERTIFICATE_EXPIRY.labels("serving").set(not_after)
         return Response(

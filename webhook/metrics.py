@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -95,10 +94,16 @@ ENROLLMENT_LISTING_AGE = Gauge(
 )
 CERTIFICATE_EXPIRY = Gauge(
     "jetstream_pin_certificate_expiry_timestamp_seconds",
-    "When the serving certificate expires (notAfter, seconds since the epoch); "
-    "re-read when its file changes.",
+    "When the certificate being served expires (notAfter, seconds since the epoch); "
+    "a rotation that cannot be loaded leaves the one still served.",
     ["certificate"],
     multiprocess_mode="livemostrecent",  # a rotation may shorten it: newest read wins
+)
+CERTIFICATE_RELOAD_FAILURES = Counter(
+    "jetstream_pin_certificate_reload_failures",
+    "Changes of the certificate files that could not be loaded (the previous pair kept "
+    "serving), counted once per change.",
+    ["certificate"],
 )
 
 
@@ -118,32 +123,6 @@ def child(metric: Counter | Histogram | Gauge, *values: str) -> Any:
     if found is None:
         found = _children[key] = metric.labels(*values)
     return found
-
-
-class CertificateExpiry:
-    """The notAfter of a PEM certificate file, parsed again only when the file changes.
-
-    A rotated Secret volume swaps a symlink, so the (inode, size, mtime) of the
-    file it points to tells a rotation apart from the same file read twice.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._seen: tuple[int, int, int] | None = None
-        self._expiry: float | None = None
-
-    def current(self) -> float | None:
-        """None while the file is missing or unreadable (the server will not serve then)."""
-        try:
-            stat = self.path.stat()
-            identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-            if identity != self._seen:
-                cert = x509.load_pem_x509_certificate(self.path.read_bytes())
-                self._expiry = cert.not_valid_after_utc.timestamp()
-                self._seen = identity
-        except (OSError, ValueError):
-            return None
-        return self._expiry
 
 
 def enable_multiprocess(directory: Path) -> None:

@@ -83,6 +83,17 @@ class DrainingArbiter(Arbiter):  # type: ignore[misc]
         super().__init__(app)
         self.state = app.state
         self.drain_seconds = app.webhook_config.server.drain_seconds
+        self.tls = app.reloading
+
+    def manage_workers(self) -> None:
+        """Every loop (about once a second) and before forking: the master's TLS context
+        follows the files, so a worker forked next starts from the last good pair, and a
+        rotation that cannot be loaded is reported here, once (webhook.tls)."""
+        try:
+            self.tls.context()
+        except Exception:
+            self.log.exception("cannot check the serving certificate")
+        super().manage_workers()
 
     def handle_term(self) -> None:
         self.state.drain_flag.touch()
@@ -160,7 +171,7 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
             self.webhook_config, draining=self.state.draining, decisions_dir=self.state.decisions
         )
         wiring.start_background()
-        return wiring.app()
+        return wiring.app(self.reloading)
 
 
 def serve(config: Config) -> None:

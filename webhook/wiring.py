@@ -67,6 +67,7 @@ from webhook.sources.static import (
     StaticOverrides,
 )
 from webhook.status import StatusSource
+from webhook.tls import ReloadingContext
 
 WARMUP_GRACE_SECONDS = 10.0
 
@@ -360,15 +361,18 @@ class Wiring:
             return {}
         return {self.cached_enrollments.name: listing.age}
 
-    def app(self) -> Flask:
+    def app(self, tls: ReloadingContext | None = None) -> Flask:
+        """`tls`: the context the server serves with (its certificate's expiry is exported);
+        by default one of this app's own on the configured files."""
         server = self.config.server
+        served = tls or ReloadingContext(server.cert_file, server.key_file, reports=False)
         return create_app(
             self.admitter,
             server.max_request_bytes,
             self.readiness,
             recorder=self.decision_log,
             admin=admin_blueprint(
-                self.status(), self.history_ages, server.cert_file, self.listing_ages
+                self.status(), self.history_ages, served.expiry, self.listing_ages
             ),
             listeners=Listeners(server.port, server.admin_port),
         )

@@ -28,6 +28,7 @@ class FrontWorker(Worker):  # type: ignore[misc]
         # read and write waits out CPython's default 5 ms switch interval.
         sys.setswitchinterval(SWITCH_SECONDS)
         server = self.app.webhook_config.server
+        self.app.reloading.reports = False  # the master reports a rotation that cannot load
         extensions: dict[str, Any] = getattr(self.wsgi, "extensions", {})
         hooks: Hooks | None = extensions.get(HOOKS_KEY)
         front = Front(

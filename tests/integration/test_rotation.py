@@ -15,13 +15,18 @@ import hashlib
 import http.client
 import json
 import os
+import signal
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import requests
+from cryptography import x509
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.builders import argo_pod, review_of
 from tests.servers import Server, example_config, running_server
@@ -155,3 +160,80 @@ def test_rotation(tmp_path: Path, rotate: Rotate) -> None:
             f"{answered} new connections during and just after the swap, 0 failed; keep-alive and "
             "half-sent request finished on the old certificate"
         )
+
+
+BROKEN = {
+    "malformed tls.crt": lambda good: certs.Bundle(
+        good.ca_pem,
+        b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n",
+        good.key_pem,
+    ),
+    "key of another pair": lambda good: certs.Bundle(
+        good.ca_pem, good.cert_pem, certs.issue(["localhost"]).key_pem
+    ),
+}
+
+
+def scrape(server: Server) -> dict[str, float]:
+    """The samples of /metrics on a new connection (any worker's), by name and labels."""
+    with requests.Session() as fresh:
+        fresh.trust_env = False
+        text = fresh.get(f"{server.admin_url}/metrics", verify=str(server.ca_file), timeout=10).text
+    return {
+        sample.name + json.dumps(sample.labels, sort_keys=True): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+EXPIRY = 'jetstream_pin_certificate_expiry_timestamp_seconds{"certificate": "serving"}'
+FAILED = 'jetstream_pin_certificate_reload_failures_total{"certificate": "serving"}'
+
+
+def failure_lines(server: Server) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    return [line for line in lines if "cannot load" in str(line.get("message"))]
+
+
+@pytest.mark.parametrize("breakage", list(BROKEN), ids=list(BROKEN))
+def test_a_broken_rotation_is_logged_once_counted_and_the_served_expiry_kept(
+    tmp_path: Path, breakage: str
+) -> None:
+    """The old pair keeps serving; the failure is logged once per change of the files and
+    counted; the expiry of the certificate served stays exported, across a worker restart."""
+    good = certs.issue(["localhost"], ["127.0.0.1"], days=30)
+    good_print = fingerprint(ssl.PEM_cert_to_DER_cert(good.cert_pem.decode()))
+    not_after = x509.load_pem_x509_certificate(good.cert_pem).not_valid_after_utc.timestamp()
+    cert_dir = tmp_path / "tls"
+    write_like_kubelet(cert_dir, good)
+    config = example_config(tmp_path)
+    config["server"].update(
+        workers=1, certFile=str(cert_dir / certs.CERT_FILE), keyFile=str(cert_dir / certs.KEY_FILE)
+    )
+    with running_server(tmp_path / "server", config, certs_ready=True) as server:
+        trust = client_context(good.ca_pem)
+        assert scrape(server)[EXPIRY] == not_after
+        write_like_kubelet(cert_dir, BROKEN[breakage](good))
+        served = {peer_of_new_connection(server, trust) for _ in range(20)}
+        deadline = time.monotonic() + 10
+        while not failure_lines(server) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2)  # the master checks every second: room for a second line, if any
+        served |= {peer_of_new_connection(server, trust) for _ in range(20)}
+        before_restart = scrape(server)
+        (worker,) = server.workers()
+        os.kill(worker, signal.SIGKILL)
+        while server.workers() in ([], [worker]):
+            assert time.monotonic() < deadline + 20, "the worker was not replaced"
+            time.sleep(0.1)
+        served.add(peer_of_new_connection(server, trust))
+        after_restart = scrape(server)
+        lines = failure_lines(server)
+    print(f"{breakage}: {lines}")
+    assert served == {good_print}, "the old pair must keep serving"
+    assert len(lines) == 1, f"logged {len(lines)} times: {lines}"
+    assert str(cert_dir / certs.CERT_FILE) in str(lines[0]["message"])
+    assert lines[0]["severity"] == "ERROR"
+    for samples in (before_restart, after_restart):
+        assert samples.get(EXPIRY) == not_after
+        assert samples.get(FAILED) == 1
