@@ -74,6 +74,7 @@ def admin_blueprint(
             "report": report_json(current.report) if current.report else None,
             "error": current.error or None,
             "recentDecisions": [d.to_json() for d in current.decisions],
+            "recentDecisionsError": current.decisions_error or None,
         }
         return Response(json.dumps(body), mimetype="application/json", headers=PAGE_HEADERS)
 

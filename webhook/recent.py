@@ -23,6 +23,7 @@ master process creates before forking, and the page reads every file there.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -196,14 +197,23 @@ class DecisionLog:
         return sorted(entries, key=lambda e: e.time, reverse=True)[:limit]
 
     def flush(self) -> None:
-        """Write this process's entries now (the flusher does it within `flush_every`)."""
+        """Write this process's entries now (the flusher does it within `flush_every`).
+
+        A write that fails (a full or read-only directory) raises, and leaves the
+        entries to be written again next time.
+        """
         with self._write_lock:
             with self._lock:
                 if not self._dirty or self.directory is None:
                     return
                 entries = list(self._entries)
                 self._dirty = False
-            self._rewrite(entries)
+            try:
+                self._rewrite(entries)
+            except OSError:
+                with self._lock:
+                    self._dirty = True
+                raise
 
     def _start_flusher(self) -> None:
         # Started in the process that records: threads do not survive a fork.
@@ -212,17 +222,31 @@ class DecisionLog:
         self._flusher_pid = os.getpid()
         self._flusher = threading.Thread(target=self._flush_forever, name="decisions", daemon=True)
         self._flusher.start()
-        atexit.register(self.flush)
+        atexit.register(self._flush_at_exit)
+
+    def _flush_at_exit(self) -> None:
+        with contextlib.suppress(OSError):  # the flusher has said why already
+            self.flush()
 
     def _flush_forever(self) -> None:
+        failing = ""  # the error of the last write, logged once until a write succeeds
         while True:
             self._wake.wait()
             time.sleep(self.flush_every)  # one write for every decision of the interval
             self._wake.clear()
             try:
                 self.flush()
+            except OSError as err:
+                if str(err) != failing:
+                    failing = str(err)
+                    log.error("cannot write the recent decisions: %s", err)
+                continue
             except Exception:
                 log.exception("cannot write the recent decisions")
+                continue
+            if failing:
+                failing = ""
+                log.info("the recent decisions are written again")
 
     def _path(self) -> Path:
         assert self.directory is not None

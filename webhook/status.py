@@ -36,6 +36,7 @@ class Status:
     error: str  # why there is no report
     decisions: list[RecentDecision]
     settings: Mapping[str, str] = field(default_factory=dict)
+    decisions_error: str = ""  # why there are no recent decisions (the directory failed)
 
 
 class StatusSource:
@@ -56,8 +57,14 @@ class StatusSource:
         self._cached: tuple[float, Report | None, str] | None = None
 
     def current(self) -> Status:
+        """Always a page: a decisions directory that cannot be written or read (full,
+        read-only) leaves the report and says why the decisions are missing."""
         report, error = self._report()
-        return Status(report, error, self.decisions.recent(RECENT_LIMIT), self.settings)
+        try:
+            decisions, unavailable = self.decisions.recent(RECENT_LIMIT), ""
+        except OSError as err:
+            decisions, unavailable = [], f"{err.strerror or err}: {err.filename or ''}".strip()
+        return Status(report, error, decisions, self.settings, unavailable)
 
     def _report(self) -> tuple[Report | None, str]:
         cached = self._cached

@@ -248,7 +248,7 @@ def _image_cell(images: Sequence[str]) -> str:
     return "<br>".join(out)
 
 
-def _decisions(decisions: Sequence[RecentDecision], workers: str) -> str:
+def _decisions(decisions: Sequence[RecentDecision], workers: str, unavailable: str) -> str:
     rows = "".join(
         "<tr>"
         f'<td data-label="Time"><span class="mono">'
@@ -265,6 +265,13 @@ def _decisions(decisions: Sequence[RecentDecision], workers: str) -> str:
         "</tr>"
         for d in decisions
     )
+    if unavailable:
+        return (
+            '<section class="card error"><h2>Recent decisions are unavailable</h2>'
+            f"<p>The recent decisions of {_e(workers)} are kept in a directory the worker "
+            f"processes share, and it cannot be written or read: {_e(unavailable)}. "
+            "Admissions are not affected.</p></section>"
+        )
     if not rows:
         rows = '<tr class="empty"><td colspan="5">No decision since the server started.</td></tr>'
     return (
@@ -296,7 +303,8 @@ def render_status(status: Status, now: datetime | None = None) -> str:
     else:
         body += [_repository(report, repo) for repo in report.repositories]
         body.append(_unresolved(report))
-    body.append(_decisions(status.decisions, settings.get("workers", "every worker")))
+    workers = settings.get("workers", "every worker")
+    body.append(_decisions(status.decisions, workers, status.decisions_error))
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

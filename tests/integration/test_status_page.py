@@ -102,6 +102,32 @@ def test_decisions_directory_is_private_and_removed_at_exit(tmp_path: Path) -> N
     assert not runtime.exists(), "the master removes it when it exits"
 
 
+def test_a_full_decisions_directory_leaves_the_page_up_and_says_why(tmp_path: Path) -> None:
+    """Writes to the directory fail with ENOSPC (the worker's file is /dev/full): the page
+    and its JSON still render, saying recent decisions are unavailable and why."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    config = example_config(tmp_path / "server")
+    config["server"].update(workers=1)
+    with running_server(tmp_path / "server", config, env={"TMPDIR": str(scratch)}) as server:
+        (runtime,) = scratch.glob("jetstream-pin-*")
+        (worker,) = server.workers()
+        (runtime / "decisions" / f".decisions-{worker}.jsonl.tmp").symlink_to("/dev/full")
+        _post(server, argo_pod("my-experiment"))  # a decision that cannot be written
+        page = server.session.get(f"{server.admin_url}/status", timeout=10)
+        body = server.session.get(f"{server.admin_url}/status.json", timeout=10)
+        admitted = server.post_review(review_of(argo_pod("long-running-study")))
+    assert page.status_code == 200, page.text[:300]
+    assert "Recent decisions are unavailable" in page.text
+    assert "No space left on device" in page.text
+    assert body.status_code == 200
+    assert "No space left on device" in body.json()["recentDecisionsError"]
+    assert body.json()["recentDecisions"] == []
+    assert body.json()["report"] is not None, "the rest of the page is unaffected"
+    assert admitted.status_code == 200
+    assert "patch" in admitted.json()["response"]
+
+
 def test_admin_pages_only_on_the_admin_port(status_server: Server) -> None:
     session = status_server.session
     page = session.get(f"{status_server.admin_url}/status", timeout=10)

@@ -210,6 +210,28 @@ def test_unavailable_report_still_shows_decisions() -> None:
     assert "my-experiment" in _decisions_section(html)
 
 
+def test_unwritable_decisions_leave_the_page_and_say_why(tmp_path: Path) -> None:
+    def no_report() -> Inventory:
+        raise InventoryFailed("not the point here")
+
+    log = DecisionLog(tmp_path / "gone", flush_every=3600)
+    parsed = parse_review(review_of(argo_pod("my-experiment")))
+    log.record_result(parsed, World().admitter().admit(parsed))
+    app = create_app(
+        World().admitter(),
+        admin=admin_blueprint(StatusSource(no_report, log, {})),
+        listeners=Listeners(8443, 8444),
+    )
+    page = app.test_client().get("/status", base_url=ADMIN)
+    body = app.test_client().get("/status.json", base_url=ADMIN).get_json()
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Recent decisions are unavailable" in html
+    assert "No such file or directory" in html
+    assert "No such file or directory" in body["recentDecisionsError"]
+    assert body["recentDecisions"] == []
+
+
 def test_an_internal_error_is_named_not_shown() -> None:
     def buggy() -> Inventory:
         raise KeyError("secret-ish detail")

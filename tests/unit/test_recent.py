@@ -155,3 +155,17 @@ def test_recording_is_written_in_the_background(tmp_path: Path) -> None:
         assert time.monotonic() < deadline, "the background writer never wrote"
         time.sleep(0.02)
     assert "my-experiment" in (tmp_path / "decisions-55.jsonl").read_text()
+
+
+def test_a_failed_write_is_retried_until_it_succeeds(tmp_path: Path) -> None:
+    """A full or read-only directory: recent() says so (OSError), and nothing recorded
+    meanwhile is lost once writes work again."""
+    directory = tmp_path / "decisions"
+    log = DecisionLog(directory, pid=lambda: 77, flush_every=3600)
+    log.record(entry(1))
+    with pytest.raises(FileNotFoundError):
+        log.recent()
+    with pytest.raises(FileNotFoundError):
+        log.recent()  # still failing: the entries still wait to be written
+    directory.mkdir()
+    assert [e.slug for e in log.recent()] == ["my-experiment"]
