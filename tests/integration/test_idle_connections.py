@@ -20,10 +20,11 @@ import pytest
 import requests
 
 from tests.builders import argo_pod, review_of
-from tests.servers import Server, example_config, running_server
+from tests.servers import Server, example_config, resident_bytes, running_server
 
 IDLE = 1_100
 LIMIT = 2.0  # seconds for a review on a fresh connection
+GROWTH_LIMIT = 128 * 1024 * 1024  # worker RSS for 1,100 idle connections (284 MiB before)
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +75,15 @@ def test_a_review_on_a_fresh_connection_behind_1100_idle_ones(
     one_worker: Server, admin: bool
 ) -> None:
     server = one_worker
+    (worker,) = server.workers()
+    before = resident_bytes(worker)
     with ExitStack() as stack, ThreadPoolExecutor(32) as pool:
         opened = [c for c in pool.map(lambda _: idle_after_one_get(server, admin), range(IDLE))]
         for tls in opened:
             if tls is not None:
                 stack.callback(tls.close)
         served = sum(tls is not None for tls in opened)
+        growth = resident_bytes(worker) - before
         took = fresh_review(server)
         status_took = None
         if admin:
@@ -93,10 +97,11 @@ def test_a_review_on_a_fresh_connection_behind_1100_idle_ones(
             assert page.status_code == 200
     port = "admin" if admin else "admission"
     print(
-        f"{served} of {IDLE} idle connections on the {port} port served their GET; a review on "
-        f"a fresh connection then took {took:.2f}s"
+        f"{served} of {IDLE} idle connections on the {port} port served their GET (worker RSS "
+        f"+{growth >> 20} MiB); a review on a fresh connection then took {took:.2f}s"
         + (f", the status page {status_took:.2f}s" if status_took is not None else "")
     )
     assert took < LIMIT, f"a review took {took:.1f}s behind {IDLE} idle connections"
+    assert growth < GROWTH_LIMIT, f"{IDLE} idle connections grew the worker by {growth >> 20} MiB"
     if status_took is not None:
         assert status_took < LIMIT, f"the status page took {status_took:.1f}s"
