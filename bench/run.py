@@ -35,7 +35,18 @@ from typing import Any
 
 import requests
 
-from bench.paired import ANCHOR, MODELS, NOOP, PASS, PINNED, Model, Runs, ratio_table, servers
+from bench.paired import (
+    ANCHOR,
+    MODELS,
+    NOOP,
+    PASS,
+    PINNED,
+    Model,
+    Runs,
+    noop_of,
+    ratio_table,
+    servers,
+)
 from tests.artifactregistry_standin import SimpleArtifactRegistry, listings
 from tests.bigquery_standin import FakeBigQuery, running_bigquery
 from tests.builders import argo_pod, fixture_review, review_of
@@ -188,13 +199,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=500, help="pods in the cold burst")
     parser.add_argument("--slugs", type=int, default=250, help="distinct slugs in the burst")
     parser.add_argument("--cached", type=int, default=10_000, help="experiments for the RSS run")
+    parser.add_argument(
+        "--against",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also run the no-op and the webhook of the checkout DIR in the same rounds",
+    )
     args = parser.parse_args(argv)
+    args.against = dict(_checkout(spec) for spec in args.against)
     workdir = Path(tempfile.mkdtemp(prefix="jetstream-pin-bench-"))
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     try:
         return _run(args, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _checkout(spec: str) -> tuple[str, Path]:
+    name, sep, directory = spec.partition("=")
+    root = Path(directory).resolve()
+    if not sep or not name or not (root / "webhook" / "front.py").is_file():
+        raise SystemExit(f"--against {spec!r}: give NAME=DIR, DIR a checkout of this project")
+    return name, root
 
 
 def _run(args: argparse.Namespace, workdir: Path) -> int:
@@ -250,15 +277,20 @@ def warm_pairs(
     The order alternates from round to round (no-op first, then last), so a
     trend in the machine's load favours neither side.
     """
-    runs = {name: Runs() for name in (NOOP, ANCHOR, PASS, PINNED)}
     with ExitStack() as stack:
-        started = dict(servers(stack, workdir, configure, model))
+        started = dict(servers(stack, workdir, configure, model, args.against))
         webhook = started[PINNED]
-        wait_ready(webhook)
-        for review in fixtures:
-            check_answer(webhook, review, patched=True)
         plan = [(NOOP, started[NOOP], PINNED), (PINNED, webhook, PINNED),
                 (PASS, webhook, PASS), (ANCHOR, started[ANCHOR], PINNED)]  # fmt: skip
+        for label in args.against:
+            plan += [(f"{NOOP} @{label}", started[f"{NOOP} @{label}"], PINNED),
+                     (f"{PINNED} @{label}", started[f"{PINNED} @{label}"], PINNED)]  # fmt: skip
+        runs = {name: Runs() for name, _server, _kind in plan}
+        for name, server, _kind in plan:
+            if name.startswith(PINNED):
+                wait_ready(server)
+                for review in fixtures:
+                    check_answer(server, review, patched=True)
         for _name, server, kind in plan:  # warm-up: connections, caches, first-call costs
             run_wrk("warm-up", server.url, bodies[kind], 1, args.connections)
         for round_ in range(args.pairs):
@@ -270,8 +302,8 @@ def warm_pairs(
                 runs[name].rates.append(result.rate)
                 runs[name].p99s.append(result.p99_ms)
                 runs[name].errors += result.errors
-                if name != NOOP:
-                    runs[name].ratios.append(result.rate / results[NOOP].rate)
+                if name != noop_of(name):
+                    runs[name].ratios.append(result.rate / results[noop_of(name)].rate)
     return runs
 
 
