@@ -149,7 +149,7 @@ def running_server(
     config_file = workdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
     log_file = workdir / "server.log"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     with log_file.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", *module, str(config_file)],
