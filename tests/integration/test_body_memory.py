@@ -9,7 +9,6 @@ chart's limit is 512 Mi). Now a worker holds at most
 
 from __future__ import annotations
 
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 import requests
 
 from tests.builders import argo_pod, review_of
+from tests.clients import hold_a_body
 from tests.servers import Server, example_config, resident_bytes, running_server
 
 HELD = 48
@@ -36,31 +36,6 @@ def one_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server
 
 
-def hold_a_body(server: Server, stack: ExitStack, stop: threading.Event) -> threading.Thread:
-    """A connection sending a 6 MiB review body one byte short, then nothing (in a thread)."""
-    tls: ssl.SSLSocket = stack.enter_context(server.tls_connection(timeout=30))
-    head = (
-        "POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {BODY}\r\n\r\n"
-    ).encode()
-
-    def send() -> None:
-        chunk = b" " * 65536
-        try:
-            tls.sendall(head)
-            for _ in range(BODY // len(chunk) - 1):
-                if stop.is_set():
-                    return
-                tls.sendall(chunk)
-            tls.sendall(chunk[:-1])
-        except OSError:
-            return  # refused or closed by the server: what the bound may do
-
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_48_held_6_mib_bodies_stay_within_the_bound(one_worker: Server) -> None:
     server = one_worker
     (worker,) = server.workers()
@@ -68,7 +43,7 @@ def test_48_held_6_mib_bodies_stay_within_the_bound(one_worker: Server) -> None:
     peak = before
     stop = threading.Event()
     with ExitStack() as stack:
-        senders = [hold_a_body(server, stack, stop) for _ in range(HELD)]
+        senders = [hold_a_body(server, stack, stop, BODY) for _ in range(HELD)]
         deadline = time.monotonic() + 6  # under the body timeout (10 s) and the deadline (8 s)
         while time.monotonic() < deadline:
             peak = max(peak, resident_bytes(worker))

@@ -9,7 +9,6 @@ connection idle the longest is closed to make room for the new one.
 
 from __future__ import annotations
 
-import ssl
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ import pytest
 import requests
 
 from tests.builders import argo_pod, review_of
+from tests.clients import idle_after_one_get
 from tests.servers import Server, example_config, resident_bytes, running_server
 
 IDLE = 1_100
@@ -35,22 +35,6 @@ def one_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     config["server"].update(workers=1, threads=4)
     with running_server(workdir, config) as server:
         yield server
-
-
-def idle_after_one_get(server: Server, admin: bool) -> ssl.SSLSocket | None:
-    """A connection that sent one GET and read its answer, then idles (None: not served)."""
-    try:
-        tls = server.tls_connection(admin=admin, timeout=5)
-    except OSError:
-        return None
-    try:
-        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        if tls.recv(4096).startswith(b"HTTP/1.1 "):
-            return tls
-    except OSError:
-        pass
-    tls.close()
-    return None
 
 
 def fresh_review(server: Server) -> float:
