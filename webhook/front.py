@@ -54,10 +54,10 @@ DISCARD_FACTOR = 4  # an oversized body is read away up to this many times the l
 TICK_SECONDS = 0.5
 READ_BYTES = 65536
 # asyncio's TLS protocol gives every connection a 256 KiB read buffer (SSLProtocol.max_size),
-# zero-filled, so resident: 1,024 idle connections cost a worker 284 MiB. One TLS record
-# carries at most 16 KiB, and a review is 5-15 KiB: reading up to that much at a time costs
-# an ordinary request nothing and makes an idle connection cheap (docs/serving.md).
-TLS_READ_BYTES = 16 * 1024
+# zero-filled, so resident: 1,024 idle connections cost a worker 284 MiB. An Argo pod's review
+# is 12-17 KB, so 32 KiB still reads one in a single go (16 KiB took two reads and measured
+# slower with 2 workers) and an idle connection costs 60 KiB (docs/serving.md).
+TLS_READ_BYTES = 32 * 1024
 
 Answer = tuple[str, list[tuple[str, str]], bytes]
 Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
