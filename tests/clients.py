@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 from contextlib import ExitStack
 
+import requests
+
+from tests.builders import argo_pod, review_of
 from tests.servers import Server
 
 REVIEW_HEAD = "POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -60,3 +64,17 @@ def hold_a_body(
     thread = threading.Thread(target=send, daemon=True)
     thread.start()
     return thread
+
+
+def fresh_review(server: Server, slug: str = "my-experiment") -> tuple[requests.Response, float]:
+    """A review on a new connection (handshake included): the answer, and the seconds it took."""
+    started = time.monotonic()
+    with requests.Session() as fresh:
+        fresh.trust_env = False
+        reply = fresh.post(
+            f"{server.url}/mutate",
+            json=review_of(argo_pod(slug)),
+            verify=str(server.ca_file),
+            timeout=30,
+        )
+    return reply, time.monotonic() - started

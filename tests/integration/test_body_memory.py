@@ -11,29 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
-from pathlib import Path
 
-import pytest
-import requests
-
-from tests.builders import argo_pod, review_of
-from tests.clients import hold_a_body
-from tests.servers import Server, example_config, resident_bytes, running_server
+from tests.clients import fresh_review, hold_a_body
+from tests.servers import Server, resident_bytes
 
 HELD = 48
 BODY = 6 * 1024 * 1024
 GROWTH_LIMIT = 128 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def one_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    workdir = Path(tmp_path_factory.mktemp("body-memory"))
-    config = example_config(workdir)
-    config["server"].update(workers=1, threads=4)
-    with running_server(workdir, config) as server:
-        yield server
 
 
 def test_48_held_6_mib_bodies_stay_within_the_bound(one_worker: Server) -> None:
@@ -48,16 +33,7 @@ def test_48_held_6_mib_bodies_stay_within_the_bound(one_worker: Server) -> None:
         while time.monotonic() < deadline:
             peak = max(peak, resident_bytes(worker))
             time.sleep(0.05)
-        started = time.monotonic()
-        with requests.Session() as fresh:  # a review meanwhile, on a fresh connection
-            fresh.trust_env = False
-            reply = fresh.post(
-                f"{server.url}/mutate",
-                json=review_of(argo_pod("my-experiment")),
-                verify=str(server.ca_file),
-                timeout=10,
-            )
-        answered = time.monotonic() - started
+        reply, answered = fresh_review(server)  # a review meanwhile, on a fresh connection
         peak = max(peak, resident_bytes(worker))
         stop.set()
         for sender in senders:

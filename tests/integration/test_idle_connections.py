@@ -10,48 +10,18 @@ connection idle the longest is closed to make room for the new one.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.builders import argo_pod, review_of
-from tests.clients import idle_after_one_get
-from tests.servers import Server, example_config, resident_bytes, running_server
+from tests.clients import fresh_review, idle_after_one_get
+from tests.servers import Server, resident_bytes
 
 IDLE = 1_100
 LIMIT = 2.0  # seconds for a review on a fresh connection
 GROWTH_LIMIT = 128 * 1024 * 1024  # worker RSS for 1,100 idle connections (284 MiB before)
-
-
-@pytest.fixture(scope="module")
-def one_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One worker, default bounds: 1,100 connections are over the bound of either port."""
-    workdir = Path(tmp_path_factory.mktemp("idle-connections"))
-    config = example_config(workdir)
-    config["server"].update(workers=1, threads=4)
-    with running_server(workdir, config) as server:
-        yield server
-
-
-def fresh_review(server: Server) -> float:
-    """Seconds for a review on a new connection (handshake included); 200 and a patch."""
-    started = time.monotonic()
-    with requests.Session() as fresh:
-        fresh.trust_env = False
-        reply = fresh.post(
-            f"{server.url}/mutate",
-            json=review_of(argo_pod("my-experiment")),
-            verify=str(server.ca_file),
-            timeout=30,
-        )
-    took = time.monotonic() - started
-    assert reply.status_code == 200
-    assert "patch" in reply.json()["response"]
-    return took
 
 
 @pytest.mark.parametrize("admin", [False, True], ids=["admission port", "admin port"])
@@ -68,7 +38,9 @@ def test_a_review_on_a_fresh_connection_behind_1100_idle_ones(
                 stack.callback(tls.close)
         served = sum(tls is not None for tls in opened)
         growth = resident_bytes(worker) - before
-        took = fresh_review(server)
+        reply, took = fresh_review(server)
+        assert reply.status_code == 200
+        assert "patch" in reply.json()["response"]
         status_took = None
         if admin:
             started = time.monotonic()

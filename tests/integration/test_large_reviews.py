@@ -11,28 +11,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from tests.builders import argo_pod, review_of
-from tests.servers import Server, example_config, running_server
+from tests.servers import Server
 
 TARGETS = 20_000
 PROBE_LIMIT = 1.0  # seconds: a kubelet probe's default timeout
-
-
-@pytest.fixture(scope="module")
-def one_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One worker: every request meets the loop that the big review would stall."""
-    workdir = Path(tmp_path_factory.mktemp("large-reviews"))
-    config = example_config(workdir)
-    config["server"].update(workers=1, threads=4)
-    with running_server(workdir, config) as server:
-        yield server
 
 
 def crowded_pod(targets: int) -> dict[str, Any]:
