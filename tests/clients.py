@@ -78,3 +78,16 @@ def fresh_review(server: Server, slug: str = "my-experiment") -> tuple[requests.
             timeout=30,
         )
     return reply, time.monotonic() - started
+
+
+def healthz_seconds(server: Server, timeout: float = 30) -> float:
+    """Seconds for `/healthz` on a new connection to answer 200 (inf: it failed or took over
+    `timeout` seconds)."""
+    started = time.monotonic()
+    try:
+        with requests.Session() as fresh:
+            fresh.trust_env = False
+            reply = fresh.get(f"{server.url}/healthz", verify=str(server.ca_file), timeout=timeout)
+    except requests.RequestException:
+        return float("inf")
+    return time.monotonic() - started if reply.status_code == 200 else float("inf")

@@ -13,7 +13,7 @@ import threading
 import time
 from contextlib import ExitStack
 
-from tests.clients import fresh_review, hold_a_body
+from tests.clients import fresh_review, healthz_seconds, hold_a_body
 from tests.servers import Server, resident_bytes
 
 HELD = 48
@@ -34,6 +34,7 @@ def test_48_held_6_mib_bodies_stay_within_the_bound(one_worker: Server) -> None:
             peak = max(peak, resident_bytes(worker))
             time.sleep(0.05)
         reply, answered = fresh_review(server)  # a review meanwhile, on a fresh connection
+        probe = healthz_seconds(server)
         peak = max(peak, resident_bytes(worker))
         stop.set()
         for sender in senders:
@@ -42,8 +43,9 @@ def test_48_held_6_mib_bodies_stay_within_the_bound(one_worker: Server) -> None:
     print(
         f"{HELD} connections holding {BODY >> 20} MiB bodies: worker RSS {before >> 20} -> "
         f"{peak >> 20} MiB (+{growth >> 20} MiB); a review meanwhile: {reply.status_code} "
-        f"in {answered:.2f}s"
+        f"in {answered:.2f}s, /healthz in {probe:.2f}s"
     )
     assert growth < GROWTH_LIMIT, f"the worker grew by {growth >> 20} MiB"
     assert reply.status_code == 200
     assert answered < 2.0
+    assert probe < 1.0, f"/healthz took {probe:.2f}s"

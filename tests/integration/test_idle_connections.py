@@ -16,7 +16,7 @@ from contextlib import ExitStack
 import pytest
 import requests
 
-from tests.clients import fresh_review, idle_after_one_get
+from tests.clients import fresh_review, healthz_seconds, idle_after_one_get
 from tests.servers import Server, resident_bytes
 
 IDLE = 1_100
@@ -38,6 +38,7 @@ def test_a_review_on_a_fresh_connection_behind_1100_idle_ones(
                 stack.callback(tls.close)
         served = sum(tls is not None for tls in opened)
         growth = resident_bytes(worker) - before
+        probe = healthz_seconds(server)
         reply, took = fresh_review(server)
         assert reply.status_code == 200
         assert "patch" in reply.json()["response"]
@@ -58,6 +59,7 @@ def test_a_review_on_a_fresh_connection_behind_1100_idle_ones(
         + (f", the status page {status_took:.2f}s" if status_took is not None else "")
     )
     assert took < LIMIT, f"a review took {took:.1f}s behind {IDLE} idle connections"
+    assert probe < 1.0, f"/healthz took {probe:.2f}s behind {IDLE} idle connections"
     assert growth < GROWTH_LIMIT, f"{IDLE} idle connections grew the worker by {growth >> 20} MiB"
     if status_took is not None:
         assert status_took < LIMIT, f"the status page took {status_took:.1f}s"

@@ -16,9 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-import requests
-
-from tests.servers import Server, example_config, running_server
+from tests.clients import healthz_seconds
+from tests.servers import example_config, running_server
 
 REPLACED_WITHIN = 10.0
 
@@ -50,16 +49,6 @@ def drain(fd: int, into: bytearray, stop: threading.Event) -> None:
         into += chunk
 
 
-def healthy(server: Server) -> bool:
-    try:
-        with requests.Session() as fresh:  # a new connection: the new worker's
-            fresh.trust_env = False
-            reply = fresh.get(f"{server.url}/healthz", verify=str(server.ca_file), timeout=1)
-        return reply.status_code == 200
-    except requests.RequestException:
-        return False
-
-
 def test_a_killed_worker_is_replaced_while_nobody_reads_the_log(tmp_path: Path) -> None:
     config = example_config(tmp_path)
     config["server"].update(workers=1)
@@ -77,7 +66,7 @@ def test_a_killed_worker_is_replaced_while_nobody_reads_the_log(tmp_path: Path) 
             new: list[int] = []
             while time.monotonic() - killed < REPLACED_WITHIN + 5:
                 new = [pid for pid in server.workers() if pid != old]
-                if new and healthy(server):
+                if new and healthz_seconds(server, timeout=1) < 1.0:
                     replaced = time.monotonic() - killed
                     break
                 time.sleep(0.1)
