@@ -16,7 +16,7 @@ from typing import Any
 
 from webhook import certs, logs
 from webhook.config import Config, ConfigError, load_config
-from webhook.inventory import InventoryFailed, UnknownImage, take_inventory, what_if_breaking
+from webhook.inventory import InventoryFailed, UnknownImage, what_if_breaking
 from webhook.mutation import format_time
 from webhook.pinning import Refusal
 from webhook.report import (
@@ -299,8 +299,9 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    """Exit 1 when some allowed dataset could not be listed (the rest is still shown)."""
     wiring = Wiring(load_config(args.config))
-    inventory = take_inventory(wiring.resolver, wiring.experiments)
+    inventory = wiring.inventory()
     if args.what_if_breaking is not None:
         hypothesis = what_if_breaking(wiring.resolver, inventory, args.what_if_breaking)
         result = what_if(inventory, hypothesis)
@@ -308,7 +309,7 @@ def _report(args: argparse.Namespace) -> int:
         return 0
     report = build_report(inventory)
     print(json.dumps(report_json(report), indent=2) if args.json else render_report(report))
-    return 0
+    return 1 if any(d.error for d in inventory.datasets) else 0
 
 
 def answers(trace: Trace) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from tests.builders import (
     utc,
 )
 from tests.dom import parse
-from tests.fakes import FakeLister, World
+from tests.fakes import FakeLister, World, listed
 from webhook.admin import admin_blueprint
 from webhook.app import Listeners, create_app
 from webhook.config import load_config, parse_config
@@ -220,8 +220,7 @@ def test_an_internal_error_is_named_not_shown() -> None:
 
 def test_many_experiments_are_packed_without_labels() -> None:
     rows = [
-        EnrolledExperiment(f"exp-{n:03}", utc("2023-01-01T00:00:00Z").replace(day=1 + n % 28),
-                           "static")
+        listed(f"exp-{n:03}", utc("2023-01-01T00:00:00Z").replace(day=1 + n % 28))
         for n in range(120)
     ]  # fmt: skip
     world = World()
@@ -236,8 +235,8 @@ def test_many_experiments_are_packed_without_labels() -> None:
 
 
 def test_points_sit_at_their_enrollment_time() -> None:
-    early = EnrolledExperiment("before-any-image", utc("2022-06-01T00:00:00Z"), "static")
-    later = EnrolledExperiment("later", utc("2024-03-01T00:00:00Z"), "static")
+    early = listed("before-any-image", utc("2022-06-01T00:00:00Z"))
+    later = listed("later", utc("2024-03-01T00:00:00Z"))
     world = World()
     source = StatusSource(
         lambda: take_inventory(world.resolver(), FakeLister(rows=[early, later])),
@@ -262,7 +261,7 @@ _LISTED_SLUG = st.text(
 def test_any_listed_slug_is_text_never_markup(slugs: list[str]) -> None:
     """Whatever a listing holds (BigQuery table descriptions are free text) stays text."""
     moment = utc("2023-06-01T00:00:00Z")
-    rows = [EnrolledExperiment(slug, moment, "description") for slug in slugs]
+    rows = [listed(slug, moment, "description") for slug in slugs]
     world = World()
     status = StatusSource(
         lambda: take_inventory(world.resolver(), FakeLister(rows=rows)), DecisionLog(None), {}
@@ -283,15 +282,23 @@ PAGE_TAGS = {
 }  # fmt: skip
 
 
-def test_slugs_from_table_names_are_marked() -> None:
-    rows = [EnrolledExperiment("my_experiment", utc("2023-06-01T00:00:00Z"), "table-name")]
+def test_tables_known_only_by_name_and_matched_slugs_are_marked() -> None:
+    when = utc("2023-06-01T00:00:00Z")
+    rows = [
+        EnrolledExperiment("enrollments_my_experiment", None, when, "table-name"),
+        EnrolledExperiment("enrollments_spring_study", None, when, "table-name"),
+    ]
     world = World()
+    world.overrides.slugs = {"spring-study": "latest"}
     status = StatusSource(
         lambda: take_inventory(world.resolver(), FakeLister(rows=rows)), DecisionLog(None), {}
     ).current()
     html = render_status(status)
-    assert "my_experiment *" in parse(html).text
-    assert "recovered from the enrollments table's name" in html
+    text = parse(html).text
+    assert "[enrollments_my_experiment]" in text
+    assert "spring-study ~" in text
+    assert "only the enrollments table is known" in text
+    assert "slug matched to its enrollments table by an overrides entry" in text
 
 
 def test_page_loads_never_wait_for_a_report_being_computed() -> None:

@@ -161,7 +161,9 @@ def test_report_json_on_the_example(capsys: pytest.CaptureFixture[str]) -> None:
 def test_report_text_on_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", "--config", CONFIG]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("5 experiments from static enrollments, as of ")
+    assert lines[0].startswith(
+        "5 experiments from static enrollments in moz-fx-data-experiments.mozanalysis, as of "
+    )
     rows = [line.split() for line in lines if line[:12] in EXAMPLE_GROUPS]
     assert [(r[0], r[4]) for r in rows] == [(d, str(len(s))) for d, s in EXAMPLE_GROUPS.items()]
     assert rows[2][-3:] == ["487a50e425..6f1210910b", "(2", "commits)"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 
 import pytest
 
@@ -21,6 +22,7 @@ from tests.fakes import (
     SHA_2024_06,
     FakeLister,
     World,
+    listed,
 )
 from webhook.inventory import (
     Inventory,
@@ -39,15 +41,27 @@ from webhook.report import (
     what_if,
     what_if_json,
 )
+from webhook.slugs import table_suffix
 from webhook.sources import EnrolledExperiment, SourceError
 
+
+def row(slug: str, when: str | datetime, source: str = "static") -> EnrolledExperiment:
+    return listed(slug, utc(when) if isinstance(when, str) else when, source)
+
+
+def table_row(table: str, when: str, error: str = "") -> EnrolledExperiment:
+    """A BigQuery listing's row: the table's name, no slug."""
+    return EnrolledExperiment(table, None, None if error else utc(when), "table-name", error)
+
+
 EXPERIMENTS = (
-    EnrolledExperiment("before-any-image", utc("2022-06-01T00:00:00Z"), "static"),
-    EnrolledExperiment("my-experiment", utc("2023-02-01T00:00:00Z"), "static"),
-    EnrolledExperiment("spring-study", utc("2023-04-01T00:00:00Z"), "description"),
-    EnrolledExperiment("late_experiment", utc("2024-03-01T00:00:00Z"), "table-name"),
-    EnrolledExperiment("pinned-latest", utc("2023-02-15T00:00:00Z"), "static"),
+    row("before-any-image", "2022-06-01T00:00:00Z"),
+    row("my-experiment", "2023-02-01T00:00:00Z"),
+    row("spring-study", "2023-04-01T00:00:00Z"),
+    table_row("enrollments_late_experiment", "2024-03-01T00:00:00Z"),
+    row("pinned-latest", "2023-02-15T00:00:00Z"),
 )
+LATE = "enrollments_late_experiment"
 PENDING = ("not-yet-enrolled",)
 
 
@@ -65,7 +79,7 @@ def inventory_of(
 
 def grouping(inventory: Inventory) -> dict[str, list[str]]:
     (repo,) = build_report(inventory).repositories
-    return {v.image.digest: [p.slug for p in v.experiments] for v in repo.versions}
+    return {v.image.digest: [p.label for p in v.experiments] for v in repo.versions}
 
 
 @pytest.mark.parametrize(
@@ -75,7 +89,7 @@ def grouping(inventory: Inventory) -> dict[str, list[str]]:
             HISTORY,
             {
                 IMG_2024_06.digest: ["pinned-latest", "not-yet-enrolled"],
-                IMG_2024_02.digest: ["late_experiment"],
+                IMG_2024_02.digest: [LATE],
                 IMG_2023_03.digest: ["spring-study"],
                 IMG_2023_01.digest: ["before-any-image", "my-experiment"],
             },
@@ -88,7 +102,7 @@ def grouping(inventory: Inventory) -> dict[str, list[str]]:
                     "before-any-image",
                     "my-experiment",
                     "spring-study",
-                    "late_experiment",
+                    LATE,
                 ],
                 IMG_2023_03.digest: [],
                 IMG_2023_01.digest: [],
@@ -105,10 +119,13 @@ def test_grouping_by_image(history: Sequence[Image], expected: dict[str, list[st
 
 def test_each_experiment_has_the_webhooks_decision() -> None:
     world, inventory = inventory_of()
-    world.enrollments.enrolled = {e.slug: e.enrolled_at for e in EXPERIMENTS}
+    world.enrollments.enrolled = {  # per-slug lookups find what the listing found
+        e.slug or table_suffix(e.table): e.enrolled_at for e in EXPERIMENTS
+    }
     resolver = world.resolver()
     for placement in inventory.placements:
-        decision = resolver.decide(resolver.facts_for_slug(placement.slug))
+        slug = placement.slug or table_suffix(placement.table)
+        decision = resolver.decide(resolver.facts_for_slug(slug))
         assert placement.decision is not None
         assert placement.decision.choices == decision.choices
         assert placement.decision.shas == decision.shas
@@ -117,7 +134,7 @@ def test_each_experiment_has_the_webhooks_decision() -> None:
 
 def test_reasons_and_enrollment_times() -> None:
     _, inventory = inventory_of()
-    by_slug = {p.slug: p for p in inventory.placements}
+    by_slug = {p.label: p for p in inventory.placements}
     assert by_slug["not-yet-enrolled"].enrolled_at is None
     assert by_slug["not-yet-enrolled"].slug_source == "not-enrolled"
     reasons = {slug: str(p.decision.reason) for slug, p in by_slug.items() if p.decision}
@@ -125,7 +142,7 @@ def test_reasons_and_enrollment_times() -> None:
         "before-any-image": "enrollment",
         "my-experiment": "enrollment",
         "spring-study": "enrollment",
-        "late_experiment": "enrollment",
+        LATE: "enrollment",
         "pinned-latest": "latest",
         "not-yet-enrolled": "not-enrolled",
     }
@@ -157,7 +174,7 @@ def test_sha_ranges_are_ordered_by_the_time_they_apply() -> None:
 
 
 def test_experiments_that_cannot_be_pinned_are_listed_apart() -> None:
-    rows = (*EXPERIMENTS, EnrolledExperiment("<script>alert(1)</script>", NOW, "description"))
+    rows = (*EXPERIMENTS, row("<script>alert(1)</script>", NOW, "description"))
     _, inventory = inventory_of(rows=rows)
     report = build_report(inventory)
     (unresolved,) = report.unresolved
@@ -218,7 +235,7 @@ def test_an_override_to_an_index_child_still_shows_its_image() -> None:
                 ("before-any-image", IMG_2023_01, IMG_2024_06),
                 ("my-experiment", IMG_2023_01, IMG_2024_06),
                 ("spring-study", IMG_2023_03, IMG_2024_06),
-                ("late_experiment", IMG_2024_02, IMG_2024_06),
+                (LATE, IMG_2024_02, IMG_2024_06),
             ],
         ),
         (HISTORY, IMG_2023_01, []),
@@ -235,7 +252,7 @@ def test_what_if_breaking(
 ) -> None:
     world, inventory = inventory_of(history)
     result = what_if(inventory, what_if_breaking(world.resolver(), inventory, target.digest))
-    assert [(m.slug, m.before.digest, m.after.digest) for m in result.moves] == [
+    assert [(m.placement.label, m.before.digest, m.after.digest) for m in result.moves] == [
         (slug, before.digest, after.digest) for slug, before, after in moves
     ]
     assert not result.already_breaking
@@ -297,6 +314,8 @@ def test_json_shapes() -> None:
     assert newest["experimentCount"] == 2
     assert newest["experiments"][1] == {
         "slug": "not-yet-enrolled",
+        "dataset": "moz-fx-data-experiments.mozanalysis",
+        "table": "enrollments_not_yet_enrolled",
         "slugSource": "not-enrolled",
         "enrolledAt": None,
         "reason": "not-enrolled",
@@ -306,20 +325,24 @@ def test_json_shapes() -> None:
     result = what_if(inventory, what_if_breaking(world.resolver(), inventory, IMG_2023_03.digest))
     moved = what_if_json(result)["moves"][0]
     assert moved["slug"] == "before-any-image"
+    assert moved["dataset"] == "moz-fx-data-experiments.mozanalysis"
     assert moved["from"]["digest"] == IMG_2023_01.digest
     assert moved["to"]["tags"] == ["breaking", "v2"]
 
 
 def test_text_table() -> None:
-    rows = (*EXPERIMENTS, EnrolledExperiment("bad\x1b[31mslug", NOW, "description"))
+    rows = (*EXPERIMENTS, row("bad\x1b[31mslug", NOW, "description"))
     _, inventory = inventory_of(rows=rows)
     text = render_report(build_report(inventory))
     lines = text.splitlines()
-    assert lines[0] == "7 experiments from fake listing (1 not pinnable), as of 2026-11-28 00:00Z"
+    assert lines[0] == (
+        "7 experiments from fake listing in moz-fx-data-experiments.mozanalysis "
+        "(1 not pinnable), as of 2026-11-28 00:00Z"
+    )
     header = next(line for line in lines if line.startswith("IMAGE"))
     assert header.split() == ["IMAGE", "UPLOADED", "TAGS", "EXPERIMENTS", "METRIC-HUB"]
-    row = next(line for line in lines if line.startswith(IMG_2023_01.digest[7:19]))
-    assert row.split() == [
+    version = next(line for line in lines if line.startswith(IMG_2023_01.digest[7:19]))
+    assert version.split() == [
         IMG_2023_01.digest[7:19],
         "2023-01-01",
         "13:00Z",
@@ -327,7 +350,7 @@ def test_text_table() -> None:
         "2",
         SHA_2023_01.sha[:10],
     ]
-    assert any(line.split()[:2] == ["late_experiment*", "2024-03-01"] for line in lines)
-    assert "each '_' may stand for '-' or '.'" in text
+    assert any(line.split()[:2] == [f"[{LATE}]", "2024-03-01"] for line in lines)
+    assert "[enrollments_…] only the enrollments table is known" in text
     assert "\x1b" not in text
     assert "bad\\x1b[31mslug" in text
