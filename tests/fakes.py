@@ -209,10 +209,16 @@ class FakeLister(Failing):
     rows: Sequence[EnrolledExperiment] = ()
     pending: Sequence[str] = ()
     name: str = "fake listing"
+    by_dataset: Mapping[Dataset, Sequence[EnrolledExperiment] | SourceError] = field(
+        default_factory=dict
+    )  # a dataset's own rows, or its failure (others: `rows`)
 
     def list_enrolled(self, dataset: Dataset) -> Sequence[EnrolledExperiment]:
         self._call()
-        return self.rows
+        own = self.by_dataset.get(dataset, self.rows)
+        if isinstance(own, SourceError):
+            raise own
+        return own
 
     def list_not_enrolled(self) -> Sequence[str]:
         return self.pending

@@ -28,10 +28,11 @@ from tests.fakes import FakeLister, World, listed
 from webhook.admin import admin_blueprint
 from webhook.app import Listeners, create_app
 from webhook.config import load_config, parse_config
+from webhook.datasets import Dataset, DatasetPolicy
 from webhook.inventory import Inventory, InventoryFailed, take_inventory
 from webhook.recent import DecisionLog
 from webhook.review import parse_review
-from webhook.sources import EnrolledExperiment
+from webhook.sources import EnrolledExperiment, SourceError
 from webhook.status import BEING_COMPUTED, StatusSource
 from webhook.status_page import STYLE, render_status
 from webhook.wiring import Wiring
@@ -332,3 +333,26 @@ def test_page_loads_never_wait_for_a_report_being_computed() -> None:
     assert stale.report is not None, "the previous report while the new one is computed"
     release.set()
     second.join()
+
+
+def test_every_dataset_is_named_and_one_not_listed_is_shown() -> None:
+    default = Dataset("moz-fx-data-experiments", "mozanalysis")
+    staging = Dataset("moz-fx-data-experiments", "mozanalysis_staging")
+    typo = Dataset("moz-fx-data-experiments", "mozanalysis_typo")
+    world = World(datasets=DatasetPolicy.of(default, [default, staging, typo]))
+    when = utc("2023-06-01T00:00:00Z")
+    lister = FakeLister(
+        rows=[listed("my-experiment", when)],
+        by_dataset={
+            staging: [listed("staged-one", when)],
+            typo: SourceError("bigquery", f"tables.list {typo}: dataset {typo} not found"),
+        },
+    )
+    status = StatusSource(
+        lambda: take_inventory(world.resolver(), lister), DecisionLog(None), {}
+    ).current()
+    text = parse(render_status(status)).text
+    assert f"in {default}, {staging}, {typo}" in text
+    assert "Datasets not listed" in text
+    assert f"{typo}: bigquery: tables.list {typo}: dataset {typo} not found" in text
+    assert f"enrolled 2023-06-01 00:00Z · {staging}" in text

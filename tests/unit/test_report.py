@@ -24,9 +24,11 @@ from tests.fakes import (
     World,
     listed,
 )
+from webhook.datasets import Dataset, DatasetPolicy
 from webhook.inventory import (
     Inventory,
     InventoryFailed,
+    Placement,
     UnknownImage,
     take_inventory,
     what_if_breaking,
@@ -35,6 +37,7 @@ from webhook.pinning import Image
 from webhook.report import (
     ShaRange,
     build_report,
+    placement_json,
     render_report,
     render_what_if,
     report_json,
@@ -43,6 +46,9 @@ from webhook.report import (
 )
 from webhook.slugs import table_suffix
 from webhook.sources import EnrolledExperiment, SourceError
+from webhook.sources.descriptions import Descriptions
+
+MOZANALYSIS = Dataset("moz-fx-data-experiments", "mozanalysis")
 
 
 def row(slug: str, when: str | datetime, source: str = "static") -> EnrolledExperiment:
@@ -354,3 +360,142 @@ def test_text_table() -> None:
     assert "[enrollments_…] only the enrollments table is known" in text
     assert "\x1b" not in text
     assert "bad\\x1b[31mslug" in text
+
+
+def ambiguous(
+    overrides: dict[str, str],
+    description: str | None = None,
+    known: Sequence[str] = (),
+    overrides_error: SourceError | None = None,
+) -> tuple[Placement, list[tuple[Dataset, str]]]:
+    """The report's view of one table whose name has '_' (enrollments_late_experiment)."""
+    world = World()
+    world.overrides.slugs = overrides
+    asked: list[tuple[Dataset, str]] = []
+
+    def describe(dataset: Dataset, table: str) -> str | None:
+        asked.append((dataset, table))
+        return description
+
+    rows = [table_row(LATE, "2024-03-01T00:00:00Z"), table_row("enrollments_solo", "2024-03-01")]
+    world.overrides.error = overrides_error
+    inventory = take_inventory(
+        world.resolver(), FakeLister(rows=rows), Descriptions(describe), known
+    )
+    by_table = {p.table: p for p in inventory.placements}
+    assert by_table["enrollments_solo"].slug == "solo", "a name without '_' is the slug"
+    return by_table[LATE], asked
+
+
+def test_the_description_names_the_real_slug_and_its_override_applies() -> None:
+    late, asked = ambiguous({"late-experiment": "latest"}, description="late-experiment")
+    assert (late.slug, late.slug_source) == ("late-experiment", "description")
+    assert late.decision is not None
+    assert str(late.decision.reason) == "latest"
+    assert asked == [(MOZANALYSIS, LATE)], "only the table whose name cannot give the slug"
+
+
+def test_an_entry_for_another_slug_of_the_table_never_applies() -> None:
+    """`late.experiment: latest` is not the override of `late-experiment`, as for its pods."""
+    late, _ = ambiguous({"late.experiment": "latest"}, description="late-experiment")
+    assert late.slug == "late-experiment"
+    assert late.decision is not None
+    assert str(late.decision.reason) == "enrollment"
+
+
+def test_without_a_description_the_one_known_slug_of_the_table_names_it() -> None:
+    late, _ = ambiguous({"late-experiment": "latest"})
+    assert (late.slug, late.slug_source) == ("late-experiment", "known-slug")
+    assert late.decision is not None
+    assert str(late.decision.reason) == "latest"
+    admitted, _ = ambiguous({}, known=["late-experiment", "unrelated"])
+    assert (admitted.slug, admitted.slug_source) == ("late-experiment", "known-slug")
+
+
+def test_a_table_known_only_by_name_is_decided_when_no_entry_names_a_slug_of_it() -> None:
+    late, _ = ambiguous({"my-experiment": "latest"})
+    assert (late.slug, late.slug_source, late.label) == (None, "table-only", LATE)
+    assert late.decision is not None
+    assert str(late.decision.reason) == "enrollment"
+    entry = placement_json(late)
+    assert (entry["slug"], entry["table"], entry["slugSource"]) == (None, LATE, "table-only")
+
+
+def test_two_entries_naming_slugs_of_one_table_leave_it_undecided() -> None:
+    late, _ = ambiguous({"late-experiment": "latest", "late.experiment": "latest"})
+    assert late.slug is None
+    assert late.decision is None
+    assert late.candidates == ("late-experiment", "late.experiment")
+    assert late.error == (
+        f"only the table {LATE} is known, and overrides entries name 2 slugs of it "
+        "(late-experiment, late.experiment): its description, which names the real one, "
+        "could not be read"
+    )
+    assert placement_json(late)["slugCandidates"] == ["late-experiment", "late.experiment"]
+
+
+def test_unreadable_overrides_leave_tables_known_only_by_name_undecided() -> None:
+    late, _ = ambiguous({}, overrides_error=SourceError("fake overrides", "refused"))
+    assert late.decision is None
+    assert late.error == (
+        f"only the table {LATE} is known, and the overrides entries could not be read to tell "
+        "whether one applies to it (fake overrides: refused)"
+    )
+
+
+def test_a_malformed_table_is_listed_apart_with_its_error() -> None:
+    bad = table_row("enrollments_bad_label", "", error="table enrollments_bad_label has label x")
+    _, inventory = inventory_of(rows=(*EXPERIMENTS, bad))
+    report = build_report(inventory)
+    (unresolved,) = report.unresolved
+    assert (unresolved.table, unresolved.error) == (bad.table, bad.error)
+    assert report.experiment_count == 6, "every other experiment is decided"
+    text = render_report(report)
+    assert "    [enrollments_bad_label]  unreadable" in text.splitlines()
+    assert "        table enrollments_bad_label has label x" in text.splitlines()
+
+
+STAGING = Dataset("moz-fx-data-experiments", "mozanalysis_staging")
+TYPO = Dataset("moz-fx-data-experiments", "mozanalysis_typo")
+
+
+def test_every_allowed_dataset_is_listed_and_shown() -> None:
+    world = World(datasets=DatasetPolicy.of(MOZANALYSIS, [STAGING, MOZANALYSIS, TYPO]))
+    lister = FakeLister(
+        rows=EXPERIMENTS[:2],
+        by_dataset={
+            STAGING: [row("my-experiment", "2024-03-01T00:00:00Z")],
+            TYPO: SourceError("fake listing", "dataset typo not found"),
+        },
+    )
+    inventory = take_inventory(world.resolver(), lister)
+    assert [(d.dataset, d.experiments, d.error) for d in inventory.datasets] == [
+        (MOZANALYSIS, 2, ""),  # the default first
+        (STAGING, 1, ""),
+        (TYPO, 0, "fake listing: dataset typo not found"),
+    ]
+    report = build_report(inventory)
+    assert report.experiment_count == 3, "one slug in two datasets is two experiments"
+    by_key = {p.key: p for p in inventory.placements}
+    for dataset, digest in ((MOZANALYSIS, IMG_2023_01.digest), (STAGING, IMG_2024_02.digest)):
+        decision = by_key[(dataset, "my-experiment")].decision
+        assert decision is not None
+        assert (decision.dataset, decision.digest_for(JETSTREAM)) == (dataset, digest)
+    document = report_json(report)
+    assert document["datasets"][2] == {
+        "dataset": str(TYPO),
+        "experimentCount": 0,
+        "error": "fake listing: dataset typo not found",
+    }
+    lines = render_report(report).splitlines()
+    assert lines[0] == "3 experiments from fake listing, as of 2026-11-28 00:00Z"
+    assert lines[3].split() == [str(TYPO), "not", "listed:", "fake", "listing:", "dataset",
+                                "typo", "not", "found"]  # fmt: skip
+    assert any(line.split()[:2] == ["my-experiment", str(STAGING)] for line in lines)
+
+
+def test_no_dataset_listed_is_no_report() -> None:
+    world = World(datasets=DatasetPolicy.of(MOZANALYSIS, [MOZANALYSIS, STAGING]))
+    lister = FakeLister(error=SourceError("fake listing", "down"))
+    with pytest.raises(InventoryFailed, match="cannot list experiments: fake listing: down; "):
+        take_inventory(world.resolver(), lister)

@@ -1,7 +1,9 @@
-"""A missing enrollments dataset through the real webhook: an outage to fix, never "not enrolled".
+"""BigQuery's answers through the real webhook: a missing dataset, a malformed table.
 
 The real server (gunicorn, TLS) reads BigQuery with the real client from a
-stand-in that answers as BigQuery does (`Not found: Dataset p:d`).
+stand-in that answers as BigQuery does (`Not found: Dataset p:d`). A missing
+dataset is an outage to fix, never "not enrolled"; one malformed table costs
+its own experiment only.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def settings(tmp_path: Path, bigquery: FakeBigQuery, registry: StandIn) -> dict[
     assert bigquery.stand_in is not None
     config = remote_config(tmp_path, bigquery.stand_in.url, registry.url, prefetch=True)
     config["enrollments"]["allowedDatasets"] = [f"{PROJECT}.mozanalysis", TYPO]
+    config["server"]["drainSeconds"] = 0.1  # nothing to drain at the end of a test
     return config
 
 
@@ -95,3 +98,25 @@ def test_a_missing_dataset_keeps_the_webhook_unready_and_denies_its_pods(
         assert wait_for_readiness(server, "ready") == (200, "ready")
         enrolled_later = server.post_review(review_of(pod_in("mozanalysis_typo"))).json()
         assert enrolled_later["response"]["allowed"] is True
+
+
+def test_a_malformed_table_costs_its_own_experiment_only(
+    tmp_path: Path, backends: tuple[FakeBigQuery, StandIn]
+) -> None:
+    bigquery, registry = backends
+    bigquery.add("enrollments_bad_label", utc("2023-01-01T00:00:00Z"), last_updated="yesterday")
+    config = settings(tmp_path, bigquery, registry)
+    config["enrollments"].pop("allowedDatasets")
+    with running_server(tmp_path, config) as server:
+        # The listing loads with that table set apart: the webhook is warm, not let in late.
+        assert wait_for_readiness(server, "ready") == (200, "ready")
+        pinned = server.post_review(review_of(pod_in("mozanalysis"))).json()["response"]
+        assert pinned["allowed"] is True
+        assert "patch" in pinned
+        assert bigquery.gets() == 0, "answered by the listing"
+        denied = server.post_review(review_of(pod_in("mozanalysis", "bad-label"))).json()
+        status = denied["response"]["status"]
+        assert (status["code"], status["reason"]) == (503, "ServiceUnavailable")
+        assert "'bad-label'" in status["message"]
+        assert "last_updated='yesterday': not epoch seconds" in status["message"]
+        assert bigquery.gets() == 1, "read on its own, never taken as not enrolled"
