@@ -55,3 +55,30 @@ def test_explain_names_the_failing_source(
     assert "bigquery: enrollment time of live-one in moz-fx-data-experiments.mozanalysis" in err
     assert "FAILED: bigquery: tables.get" in err
     assert "HTTP 503" in err
+
+
+def test_explain_reads_the_dataset_named_and_says_when_it_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    staging = "moz-fx-data-experiments.mozanalysis_staging"
+    typo = "moz-fx-data-experiments.mozanalysis_typo"
+    with running_bigquery() as bigquery:
+        assert bigquery.stand_in is not None
+        bigquery.add(
+            "enrollments_live_one",
+            utc("2024-05-30T02:00:00Z"),
+            dataset=("moz-fx-data-experiments", "mozanalysis_staging"),
+        )
+        path = Path(config_file(tmp_path, bigquery.stand_in.url))
+        config = yaml.safe_load(path.read_text())
+        config["enrollments"]["allowedDatasets"] = [staging, typo]
+        path.write_text(yaml.safe_dump(config))
+        argv = ["explain", "--config", str(path), "--slug", "live-one", "--json"]
+        assert main([*argv, "--dataset", staging]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert main([*argv, "--dataset", typo]) == 2
+        err = capsys.readouterr().err
+    assert (report["dataset"], report["enrolledAt"]) == (staging, "2024-05-30T02:00:00Z")
+    assert f"FAILED: bigquery: tables.get {typo}.enrollments_live_one" in err
+    assert f"dataset {typo} not found" in err
+    assert "not enrolled" not in err
