@@ -7,21 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.bigquery_standin import bigquery_source, running_bigquery
-from tests.builders import EXAMPLES, utc
+from tests.builders import example_config_file, utc
 from tests.standins import json_reply
 from webhook.cli import main
 
 
-def config_file(tmp_path: Path, bigquery_url: str) -> str:
-    config: dict[str, Any] = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
-    config["static"] = str(EXAMPLES / "static-data.yaml")
-    config["enrollments"] = bigquery_source(bigquery_url, timeout=1)
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+def config_file(tmp_path: Path, bigquery_url: str, **enrollments: Any) -> str:
+    source = bigquery_source(bigquery_url, timeout=1) | enrollments
+    return str(example_config_file(tmp_path, enrollments=source))
 
 
 def test_explain_shows_the_bigquery_answer(
@@ -69,11 +64,8 @@ def test_explain_reads_the_dataset_named_and_says_when_it_is_missing(
             utc("2024-05-30T02:00:00Z"),
             dataset=("moz-fx-data-experiments", "mozanalysis_staging"),
         )
-        path = Path(config_file(tmp_path, bigquery.stand_in.url))
-        config = yaml.safe_load(path.read_text())
-        config["enrollments"]["allowedDatasets"] = [staging, typo]
-        path.write_text(yaml.safe_dump(config))
-        argv = ["explain", "--config", str(path), "--slug", "live-one", "--json"]
+        path = config_file(tmp_path, bigquery.stand_in.url, allowedDatasets=[staging, typo])
+        argv = ["explain", "--config", path, "--slug", "live-one", "--json"]
         assert main([*argv, "--dataset", staging]) == 0
         report = json.loads(capsys.readouterr().out)
         assert main([*argv, "--dataset", typo]) == 2

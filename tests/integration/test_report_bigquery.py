@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.bigquery_standin import FakeBigQuery, bigquery_source, running_bigquery
-from tests.builders import EXAMPLES, utc
+from tests.builders import example_config_file, utc
 from webhook.cli import main
 from webhook.config import load_config
 from webhook.wiring import Wiring
@@ -28,14 +27,11 @@ STAGING = (PROJECT, "mozanalysis_staging")
 
 
 def config_file(tmp_path: Path, endpoint: str, datasets: list[str] | None = None) -> Path:
-    config = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
-    config["static"] = str(EXAMPLES / "static-data.yaml")  # overrides: long-running-study: latest
-    config["enrollments"] = bigquery_source(endpoint)
+    """The example on BigQuery; its static file's overrides: long-running-study: latest."""
+    source = bigquery_source(endpoint)
     if datasets is not None:
-        config["enrollments"]["allowedDatasets"] = datasets
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+        source["allowedDatasets"] = datasets
+    return example_config_file(tmp_path, enrollments=source)
 
 
 def experiments(document: dict[str, Any]) -> dict[str, dict[str, Any]]:

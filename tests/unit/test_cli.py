@@ -9,10 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from cryptography import x509
 
-from tests.builders import EXAMPLES, ROOT, argo_pod, fixture_review, review_of
+from tests.builders import (
+    EXAMPLES,
+    ROOT,
+    argo_pod,
+    example_config_file,
+    fixture_review,
+    review_of,
+)
 from webhook.cli import main
 from webhook.config import load_config
 from webhook.review import decode_patch, parse_review
@@ -209,24 +215,17 @@ STAGING = "moz-fx-data-experiments.mozanalysis_staging"
 
 def datasets_config(tmp_path: Path) -> str:
     """The example, with a second allowed dataset and Jetstream's discrete-metrics rule."""
-    config = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
-    config["static"] = str(EXAMPLES / "static-data.yaml")
-    config["server"]["certFile"] = config["server"]["keyFile"] = str(tmp_path / "unused")
-    config["enrollments"] = {
+    rule = {
+        "commands": ["run"],
+        "enrolledAtOrBefore": "2026-03-31T00:00:00Z",
+        "add": ["--no-discrete-metrics"],
+        "unlessPresent": ["--discrete-metrics"],
+    }
+    enrollments = {
         "type": "static",
         "allowedDatasets": ["moz-fx-data-experiments.mozanalysis", STAGING],
     }
-    config["enrollmentArgs"] = [
-        {
-            "commands": ["run"],
-            "enrolledAtOrBefore": "2026-03-31T00:00:00Z",
-            "add": ["--no-discrete-metrics"],
-            "unlessPresent": ["--discrete-metrics"],
-        }
-    ]
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+    return str(example_config_file(tmp_path, enrollments=enrollments, enrollmentArgs=[rule]))
 
 
 def test_explain_shows_the_dataset_and_what_enrollment_adds(
