@@ -241,9 +241,10 @@ def _undecidable(placement: Placement, pinned: Collection[str], pinned_error: st
     entries = [slug for slug in placement.candidates if slug in pinned]
     if entries:
         return (
-            f"only the table {placement.table} is known, and overrides entries name "
-            f"{len(placement.candidates)} slugs of it ({', '.join(placement.candidates)}): "
-            "its description, which names the real one, could not be read"
+            f"only the table {placement.table} is known, which may be "
+            f"{' or '.join(placement.candidates)}; the overrides entries for "
+            f"{', '.join(entries)} may apply or not: its description, which names the real "
+            "slug, could not be read"
         )
     return ""
 

@@ -427,10 +427,13 @@ def test_two_entries_naming_slugs_of_one_table_leave_it_undecided() -> None:
     assert late.decision is None
     assert late.candidates == ("late-experiment", "late.experiment")
     assert late.error == (
-        f"only the table {LATE} is known, and overrides entries name 2 slugs of it "
-        "(late-experiment, late.experiment): its description, which names the real one, "
-        "could not be read"
+        f"only the table {LATE} is known, which may be late-experiment or late.experiment; "
+        "the overrides entries for late-experiment, late.experiment may apply or not: its "
+        "description, which names the real slug, could not be read"
     )
+    mixed, _ = ambiguous({"late-experiment": "latest"}, known=["late.experiment"])
+    assert mixed.decision is None, "an admitted pod's slug shares the table with an entry"
+    assert "the overrides entries for late-experiment may apply or not" in mixed.error
     assert placement_json(late)["slugCandidates"] == ["late-experiment", "late.experiment"]
 
 
