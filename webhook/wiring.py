@@ -402,8 +402,13 @@ class Wiring:
         return Descriptions(lambda d, t: observed(name, lambda: source.table_description(d, t)))
 
     def inventory(self) -> Inventory:
-        """Every experiment decided; slugs seen in recent admissions help name the tables."""
-        admitted = [d.slug for d in self.decision_log.recent(KEEP) if d.slug]
+        """Every experiment decided; slugs seen in recent admissions help name the tables
+        (only help: with the decisions directory full or read-only, the report goes on
+        without them, and the status page says why the decisions are missing)."""
+        try:
+            admitted = [d.slug for d in self.decision_log.recent(KEEP) if d.slug]
+        except OSError:
+            admitted = []
         return take_inventory(self.resolver, self.experiments, self.descriptions, admitted)
 
     @cached_property
