@@ -125,6 +125,40 @@ def cluster_role_owner(api: k8s.ApiClient, name: str, timeout: float) -> dict[st
     }
 
 
+HELM_RELEASE_ANNOTATION = "meta.helm.sh/release-name"
+HELM_RESOURCE_POLICY = "helm.sh/resource-policy"
+
+
+def keep_from_helm(api: k8s.ApiClient, name: str, timeout: float) -> bool:
+    """Before an upgrade: a configuration that an earlier release rendered as a chart
+    object (Helm's release annotation, no owner) gets `helm.sh/resource-policy: keep`.
+
+    The new chart no longer renders it, so Helm would delete it during the upgrade
+    and leave no webhook until the post-upgrade Job registers it again; kept, it
+    goes on serving until that Job replaces it (its metadata then has neither
+    annotation, and the owner reference takes over its removal). True if marked."""
+    admission = k8s.AdmissionregistrationV1Api(api)
+    try:
+        existing: Any = admission.read_mutating_webhook_configuration(
+            name, _request_timeout=timeout
+        )
+    except Exception as err:
+        if is_not_found(err):
+            return False
+        raise source_error(SOURCE, api, err, timeout) from None
+    annotations = existing.metadata.annotations or {}
+    if HELM_RELEASE_ANNOTATION not in annotations or existing.metadata.owner_references:
+        return False
+    if annotations.get(HELM_RESOURCE_POLICY) == "keep":
+        return True
+    patch: Any = {"metadata": {"annotations": {HELM_RESOURCE_POLICY: "keep"}}}
+    try:
+        admission.patch_mutating_webhook_configuration(name, patch, _request_timeout=timeout)
+    except Exception as err:
+        raise source_error(SOURCE, api, err, timeout) from None
+    return True
+
+
 def apply_configuration(api: k8s.ApiClient, body: dict[str, Any], timeout: float) -> str:
     """Create the configuration, or replace the one there; returns what was done."""
     admission = k8s.AdmissionregistrationV1Api(api)
