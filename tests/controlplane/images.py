@@ -14,7 +14,9 @@
   base: Debian bookworm's Python 3.11 made by debootstrap, with `python` and
   `pip` in /usr/local like the official image (a virtualenv there). The base
   and the build are cached by content under $JETSTREAM_PIN_CACHE (buildah's
-  layer cache), so only a changed source rebuilds.
+  layer cache), so only a changed source rebuilds. The stand-in trusts what
+  this machine trusts (its CA bundle in a layer of its own, `PIP_CERT` naming
+  it): where TLS to PyPI is intercepted, the build's pip still connects.
 
 Building reaches Debian's mirror (debootstrap, the Dockerfile's apt-get) and
 PyPI (its pip wheel), like `scripts/get-kube` reaches the Go module proxy;
@@ -53,6 +55,7 @@ WEBHOOK_NAME = "jetstream-pin"
 DEBIAN_MIRROR = os.environ.get("JETSTREAM_PIN_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # What the project's image build reads (the Dockerfile and .dockerignore say so).
 BUILD_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "constraints.txt", "README.md")
 
@@ -264,8 +267,15 @@ def standin_base(registry: LocalRegistry) -> str:
         _debootstrap(layer)
     reference = registry.reference(BASE_NAME)
     _crane(registry, "append", "--oci-empty-base", "-f", str(layer), "-t", reference)
+    if HOST_CA_BUNDLE.exists():
+        with tempfile.TemporaryDirectory() as folder:
+            trust = Path(folder) / "trust.tar.gz"
+            trust.write_bytes(_layer([("etc/ssl/certs/ca-certificates.crt", HOST_CA_BUNDLE,
+                                       0o644)]))  # fmt: skip
+            _crane(registry, "append", "-b", reference, "-f", str(trust), "-t", reference)
     _crane(registry, "mutate", reference, "-t", reference, "--set-platform", "linux/amd64",
-           "--env", f"PATH={PATH}", "--env", "LANG=C.UTF-8", "--cmd", "python3")  # fmt: skip
+           "--env", f"PATH={PATH}", "--env", "LANG=C.UTF-8",
+           "--env", "PIP_CERT=/etc/ssl/certs/ca-certificates.crt", "--cmd", "python3")  # fmt: skip
     return reference
 
 
@@ -291,9 +301,10 @@ def webhook_key(revision: str) -> str:
     """The content the image is built from (and the base recipe and revision)."""
     root = tools.ROOT
     paths = [root / name for name in BUILD_INPUTS]
+    trust = hashlib.sha256(HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.exists() else b"")
     sources = (root / "webhook").rglob("*")
     paths += [p for p in sources if p.is_file() and "__pycache__" not in p.parts]
-    return _digest_of(paths, root, base_recipe() + revision)
+    return _digest_of(paths, root, base_recipe() + trust.hexdigest() + revision)
 
 
 def _buildah(*arguments: str | os.PathLike[str], runroot: Path) -> list[str]:

@@ -205,9 +205,26 @@ class NodeCluster:
         values_file = self.state_dir / f"values-{name}.yaml"
         values_file.write_text(yaml.safe_dump(values))
         started = time.monotonic()
-        self.helm(command, name, str(helm.CHART), f"--namespace={namespace}",
-                  f"--values={values_file}", "--wait", f"--timeout={INSTALL_TIMEOUT}")  # fmt: skip
+        try:
+            self.helm(command, name, str(helm.CHART), f"--namespace={namespace}",
+                      f"--values={values_file}", "--wait",
+                      f"--timeout={INSTALL_TIMEOUT}")  # fmt: skip
+        except RuntimeError as err:
+            raise RuntimeError(f"{err}\n{self.describe(namespace)}") from None
         return time.monotonic() - started
+
+    def describe(self, namespace: str) -> str:
+        """What a reader needs when an install fails: the pods, their events and logs."""
+        kubectl = self.plane.kubectl
+        parts = [kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout,
+                 kubectl("-n", namespace, "get", "events", "--sort-by=.lastTimestamp",
+                         check=False).stdout[-4000:]]  # fmt: skip
+        names = kubectl("-n", namespace, "get", "pods", "-o", "name", check=False).stdout
+        for pod in names.split():
+            logs = kubectl("-n", namespace, "logs", pod, "--all-containers", "--tail=30",
+                           check=False)  # fmt: skip
+            parts.append(f"--- {pod}:\n{logs.stdout}{logs.stderr}")
+        return "\n".join(parts)
 
     def write_config(self) -> None:
         """The configuration the chart installed, for `jetstream-pin` on this machine."""
