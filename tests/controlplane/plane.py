@@ -43,6 +43,9 @@ AUDIT_POLICY = {
     "rules": [{"level": "Metadata"}],
 }
 STATE_FILE = "state.json"
+# What others keep in the state file beside the plane's own keys: a node's and a node
+# cluster's records (tests.controlplane.node, .nodecluster).
+RECORDS = ("node", "cluster")
 
 
 @dataclass
@@ -122,7 +125,8 @@ class ControlPlane:
     @classmethod
     def load(cls, state_dir: Path) -> ControlPlane:
         state = json.loads((state_dir / STATE_FILE).read_text())
-        state.pop("node", None)  # the node's own record (tests.controlplane.node)
+        for key in RECORDS:
+            state.pop(key, None)
         state["processes"] = [
             Running(**{**entry, "log": Path(entry["log"])}) for entry in state["processes"]
         ]
@@ -133,7 +137,7 @@ class ControlPlane:
         path = self.state_dir / STATE_FILE
         kept = {}
         if path.exists():
-            kept = {k: v for k, v in json.loads(path.read_text()).items() if k == "node"}
+            kept = {k: v for k, v in json.loads(path.read_text()).items() if k in RECORDS}
         state = {
             "state_dir": str(self.state_dir),
             "version": self.version,

@@ -18,6 +18,8 @@ import pytest
 from tests.controlplane import tools
 from tests.controlplane.nodecluster import NodeCluster
 
+COLD_START_SECONDS = 1500
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
@@ -25,6 +27,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if here in Path(item.fspath).parents:
             item.add_marker(pytest.mark.node)
             item.add_marker(pytest.mark.integration)
+            # The first test also waits for the cluster: a cold image build takes minutes.
+            item.add_marker(pytest.mark.timeout(COLD_START_SECONDS))
 
 
 @pytest.fixture(scope="session")
