@@ -13,8 +13,10 @@
   chroot` (vfs storage), as a release would build it, on a stand-in of its
   base: Debian bookworm's Python 3.11 made by debootstrap, with `python` and
   `pip` in /usr/local like the official image (a virtualenv there). The base
-  and the build are cached by content under $JETSTREAM_PIN_CACHE (buildah's
-  layer cache), so only a changed source rebuilds. The stand-in trusts what
+  and the built image are cached by content under $JETSTREAM_PIN_CACHE, so
+  only a changed source rebuilds. (Not buildah's `--layers` cache: buildah
+  1.28 then fails the Dockerfile's `RUN --mount=type=bind,from=wheels` when the
+  wheels stage is a cache hit, "couldn't find .../wheels on host".) The stand-in trusts what
   this machine trusts (its CA bundle in a layer of its own, `PIP_CERT` naming
   it): where TLS to PyPI is intercepted, the build's pip still connects.
 
@@ -327,7 +329,7 @@ def build_webhook(registry: LocalRegistry, runroot: Path, revision: str = "local
     if found.returncode != 0:
         base = standin_base(registry)
         run(_buildah(
-            "bud", "--isolation", "chroot", "--layers", "--cert-dir", certs,
+            "bud", "--isolation", "chroot", "--cert-dir", certs,
             "--build-arg", f"PYTHON_IMAGE={base}", "--build-arg", f"REVISION={revision}",
             "-t", cached, "-f", tools.ROOT / "Dockerfile", tools.ROOT, runroot=runroot,
         ), "buildah bud")  # fmt: skip

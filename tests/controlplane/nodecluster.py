@@ -176,17 +176,17 @@ class NodeCluster:
     # The cluster's objects.
     def _prepare(self) -> None:
         release.bootstrap(self.plane)  # the namespaces and Argo's CRDs
-        self.plane.namespace(STREAM_NAMESPACE)
-        self.plane.apply(
-            [
-                {
-                    "apiVersion": "v1",
-                    "kind": "ConfigMap",
-                    "metadata": {"name": CA_CONFIGMAP, "namespace": RELEASE_NAMESPACE},
-                    "data": {"ca.crt": self.registry.ca_file.read_text()},
-                }
-            ]
-        )
+        self.prepare_release(RELEASE_NAMESPACE, STREAM_NAMESPACE)
+
+    def prepare_release(self, namespace: str, pods_namespace: str) -> None:
+        """The namespaces of a release of the chart and of the pods it pins, and the
+        registry's CA there (the `oci` source's `caFile`)."""
+        self.plane.namespace(namespace)
+        self.plane.namespace(pods_namespace)
+        ca = {"ca.crt": self.registry.ca_file.read_text()}
+        self.plane.apply([{"apiVersion": "v1", "kind": "ConfigMap",
+                           "metadata": {"name": CA_CONFIGMAP, "namespace": namespace},
+                           "data": ca}])  # fmt: skip
 
     def helm(self, *arguments: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """The real helm against this cluster; a failure raises with what helm said."""

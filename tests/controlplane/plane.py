@@ -355,15 +355,19 @@ class ControlPlane:
         )
         return path
 
-    def wait_for(self, check: Any, timeout: float = 30, what: str = "condition") -> Any:
-        """Poll `check()` until it returns something truthy (objects appear asynchronously)."""
+    def wait_for(
+        self, check: Any, timeout: float = 30, what: str = "condition", seen: Any = None
+    ) -> Any:
+        """Poll `check()` until it returns something truthy (objects appear asynchronously);
+        on timeout the error shows what `seen()` (if given) returns then."""
         deadline = time.monotonic() + timeout
         while True:
             value = check()
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+                saw = f"; saw: {seen()}" if seen is not None else ""
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}{saw}")
             time.sleep(0.1)
 
     def audit_events(self, start: int = 0) -> Iterator[dict[str, Any]]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
 from tests.builders import ROOT
@@ -46,16 +44,3 @@ def jetstream_pin(*arguments: str) -> Any:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout)
-
-
-def poll(check: Callable[[], Any], timeout: float, what: str, seen: Callable[[], Any]) -> Any:
-    """`check()` until truthy; on timeout, fail with what `seen()` shows."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; "
-                                 f"saw: {seen()}")  # fmt: skip
-        time.sleep(0.5)

@@ -19,7 +19,7 @@ import yaml
 from tests.builders import EXAMPLES
 from tests.controlplane import argo
 from tests.controlplane.nodecluster import WORKFLOW_NAMESPACE, NodeCluster
-from tests.node.cluster import get, jetstream_pin, poll
+from tests.node.cluster import get, jetstream_pin
 
 TIMEOUT = 300
 
@@ -49,7 +49,9 @@ def _run(cluster: NodeCluster, workflow: dict[str, Any]) -> tuple[str, list[dict
         return {n["displayName"]: (n["phase"], n.get("message", ""))
                 for n in status.get("nodes", {}).values()}  # fmt: skip
 
-    poll(lambda: phase() in ("Succeeded", "Failed", "Error"), TIMEOUT, f"{name} to end", nodes)
+    cluster.plane.wait_for(
+        lambda: phase() in ("Succeeded", "Failed", "Error"), TIMEOUT, f"{name} to end", nodes
+    )
     assert phase() == "Succeeded", nodes()
     return name, argo.pods_of(cluster.plane, WORKFLOW_NAMESPACE, name)
 

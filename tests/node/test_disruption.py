@@ -21,13 +21,12 @@ from typing import Any
 
 from tests.controlplane import images
 from tests.controlplane.nodecluster import (
-    CA_CONFIGMAP,
     STREAM_NAMESPACE,
     NodeCluster,
     chart_values,
 )
 from tests.controlplane.registration import RELEASE_NAMESPACE
-from tests.node.cluster import get, poll, webhook_pods
+from tests.node.cluster import get, webhook_pods
 from tests.node.load import PodStream
 from webhook import certs
 
@@ -61,7 +60,7 @@ def test_deleting_a_webhook_replica(node_cluster: NodeCluster) -> None:
             "-n", RELEASE_NAMESPACE, "delete", "pod", pod["metadata"]["name"], "--wait=false"
         )
         stream.wait_for(8)
-        poll(lambda: _ready(node_cluster), 120, "two ready replicas again",
+        node_cluster.plane.wait_for(lambda: _ready(node_cluster), 120, "two ready replicas again",
              lambda: _status(node_cluster))  # fmt: skip
         stream.wait_for(4)
     _assert_clean(stream, "one replica deleted")
@@ -142,15 +141,11 @@ def test_upgrade_from_a_chart_rendered_configuration_keeps_the_webhook(
     node_cluster: NodeCluster,
 ) -> None:
     plane = node_cluster.plane
-    plane.namespace(LEGACY)
-    plane.namespace(LEGACY_PODS)
-    ca = get(node_cluster, "configmap", CA_CONFIGMAP, namespace=RELEASE_NAMESPACE)
+    node_cluster.prepare_release(LEGACY, LEGACY_PODS)
     service = [f"{LEGACY}", f"{LEGACY}.{LEGACY}", f"{LEGACY}.{LEGACY}.svc",
                f"{LEGACY}.{LEGACY}.svc.cluster.local"]  # fmt: skip
     bundle = certs.issue(service)
     plane.apply([
-        {"apiVersion": "v1", "kind": "ConfigMap",
-         "metadata": {"name": CA_CONFIGMAP, "namespace": LEGACY}, "data": ca["data"]},
         {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
          "metadata": {"name": f"{LEGACY}-tls", "namespace": LEGACY},
          "data": {"tls.crt": base64.b64encode(bundle.cert_pem).decode(),

@@ -19,13 +19,12 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from tests.controlplane.nodecluster import (
-    CA_CONFIGMAP,
     STREAM_NAMESPACE,
     NodeCluster,
     chart_values,
 )
 from tests.controlplane.registration import RELEASE_NAMESPACE
-from tests.node.cluster import get, poll
+from tests.node.cluster import get
 from tests.node.load import PodStream, is_pinned, stream_pod
 
 RELEASE = "jetstream-pin"
@@ -107,12 +106,7 @@ def test_audit_install_refuses_nothing_and_uninstall_leaves_nothing(
     node_cluster: NodeCluster,
 ) -> None:
     plane = node_cluster.plane
-    plane.namespace(AUDIT_PODS)
-    plane.namespace(AUDIT_NAMESPACE)
-    ca = get(node_cluster, "configmap", CA_CONFIGMAP, namespace=RELEASE_NAMESPACE)
-    plane.apply([{"apiVersion": "v1", "kind": "ConfigMap",
-                  "metadata": {"name": CA_CONFIGMAP, "namespace": AUDIT_NAMESPACE},
-                  "data": ca["data"]}])  # fmt: skip
+    node_cluster.prepare_release(AUDIT_NAMESPACE, AUDIT_PODS)
     values: dict[str, Any] = chart_values(
         node_cluster.registry, node_cluster.tag, mode="audit",
         webhook={"namespaces": [AUDIT_PODS]},
@@ -129,7 +123,7 @@ def test_audit_install_refuses_nothing_and_uninstall_leaves_nothing(
 
     assert _leftovers(node_cluster, AUDIT_RELEASE)  # what there is to remove
     node_cluster.helm("uninstall", AUDIT_RELEASE, f"--namespace={AUDIT_NAMESPACE}", "--wait")
-    poll(
+    plane.wait_for(
         lambda: not _leftovers(node_cluster, AUDIT_RELEASE), 60,
         "helm uninstall to leave nothing", lambda: _leftovers(node_cluster, AUDIT_RELEASE),
     )  # fmt: skip

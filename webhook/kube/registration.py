@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from kubernetes import client as k8s
 
+from webhook.kube.certificates import read_webhook_configuration
 from webhook.kube.client import is_not_found, source_error
 from webhook.sources import SourceError
 
@@ -137,15 +138,9 @@ def keep_from_helm(api: k8s.ApiClient, name: str, timeout: float) -> bool:
     and leave no webhook until the post-upgrade Job registers it again; kept, it
     goes on serving until that Job replaces it (its metadata then has neither
     annotation, and the owner reference takes over its removal). True if marked."""
-    admission = k8s.AdmissionregistrationV1Api(api)
-    try:
-        existing: Any = admission.read_mutating_webhook_configuration(
-            name, _request_timeout=timeout
-        )
-    except Exception as err:
-        if is_not_found(err):
-            return False
-        raise source_error(SOURCE, api, err, timeout) from None
+    existing = read_webhook_configuration(api, name, timeout)
+    if existing is None:
+        return False
     annotations = existing.metadata.annotations or {}
     if HELM_RELEASE_ANNOTATION not in annotations or existing.metadata.owner_references:
         return False
@@ -153,7 +148,9 @@ def keep_from_helm(api: k8s.ApiClient, name: str, timeout: float) -> bool:
         return True
     patch: Any = {"metadata": {"annotations": {HELM_RESOURCE_POLICY: "keep"}}}
     try:
-        admission.patch_mutating_webhook_configuration(name, patch, _request_timeout=timeout)
+        k8s.AdmissionregistrationV1Api(api).patch_mutating_webhook_configuration(
+            name, patch, _request_timeout=timeout
+        )
     except Exception as err:
         raise source_error(SOURCE, api, err, timeout) from None
     return True
