@@ -18,7 +18,7 @@ from webhook import mutation
 from webhook.deadline import LookupPool, NeedsLookup, OutOfTime, inline, on_loop
 from webhook.patch import Operation, json_patch
 from webhook.pinning import PinDigest, PinLatest, Refusal
-from webhook.pods import PodFacts, read_pod
+from webhook.pods import DEFAULT_LIMITS, PodFacts, PodLimits, read_pod
 from webhook.resolver import Decision, LookupFailed, Resolver
 from webhook.review import AdmissionRequest, allowed, one_line, refused
 from webhook.sources import SourceError
@@ -76,6 +76,7 @@ class Admitter:
         deadline_seconds: float | None = None,
         lookups: LookupPool | None = None,
         inline_first: bool = False,
+        limits: PodLimits = DEFAULT_LIMITS,
     ) -> None:
         """`deadline_seconds`: the wall-clock budget of one admission's lookups (None: none).
 
@@ -95,6 +96,7 @@ class Admitter:
             lookups = LookupPool(32)
         self.lookups = lookups
         self.inline_first = inline_first
+        self.limits = limits
 
     def admit(self, request: AdmissionRequest, arrived: float | None = None) -> Result:
         """Decide one review; `arrived` (time.monotonic()) starts the deadline, default now."""
@@ -102,7 +104,9 @@ class Admitter:
             return Result(allowed(request.uid), Outcome.IGNORED)
         facts: PodFacts | None = None
         try:
-            facts = read_pod(request.object, self.resolver.repositories, request.namespace)
+            facts = read_pod(
+                request.object, self.resolver.repositories, request.namespace, self.limits
+            )
             if facts.slug is None or not facts.targets:
                 return Result(allowed(request.uid), Outcome.PASS_THROUGH, facts)
             return self._pin(request, facts, time.monotonic() if arrived is None else arrived)
@@ -128,7 +132,9 @@ class Admitter:
         try:
             if not request.is_pod_create:
                 return Result(allowed(request.uid), Outcome.IGNORED)
-            facts = read_pod(request.object, self.resolver.repositories, request.namespace)
+            facts = read_pod(
+                request.object, self.resolver.repositories, request.namespace, self.limits
+            )
             if facts.slug is None or not facts.targets:
                 return Result(allowed(request.uid), Outcome.PASS_THROUGH, facts)
         except Refusal as err:

@@ -201,6 +201,15 @@ class CacheConfig:
 
 
 @dataclass(frozen=True)
+class PodLimitsConfig:
+    """How much of a pod is read (webhook.pods.PodLimits); beyond it the pod is refused."""
+
+    containers: int = 256
+    args: int = 4096
+    argv_chars: int = key("argvChars", default=256 * 1024)
+
+
+@dataclass(frozen=True)
 class Config:
     images: tuple[ImageConfig, ...]
     enrollments: EnrollmentSource
@@ -210,6 +219,7 @@ class Config:
     config_repos: tuple[ConfigRepoConfig, ...] = key("configRepos", default=())
     static: Path | None = None
     cache: CacheConfig = CacheConfig()
+    pod_limits: PodLimitsConfig = key("podLimits", default=PodLimitsConfig())
     kubernetes: KubernetesConfig | None = None
 
     def uses_static(self) -> bool:
@@ -290,6 +300,9 @@ def _check(config: Config) -> None:
         raise ConfigError(
             "server.adminPort: must differ from server.port (the admission path stays separate)"
         )
+    for name in ("containers", "args", "argv_chars"):
+        if getattr(config.pod_limits, name) <= 0:
+            raise ConfigError(f"podLimits.{_yaml_key(PodLimitsConfig, name)}: must be positive")
     if config.cache.max_entries <= 0:
         raise ConfigError("cache.maxEntries: must be positive")
     if config.kubernetes is not None:

@@ -8,12 +8,12 @@ refused with a clear message instead of an exception deep in the resolver.
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, wraps
 from typing import Any, TypeVar
 
+from webhook.argv import Invocation, read_invocation
 from webhook.pinning import Refusal, describe_value
 
 LABEL_SLUG = "jetstream/experiment-slug"
@@ -21,7 +21,6 @@ LABEL_PIN = "jetstream/pin"
 LABEL_WORKFLOW = "workflows.argoproj.io/workflow"
 ANNOTATION_PIN_DIGEST = "jetstream/pin-digest"
 
-_SLUG_FLAG = re.compile(r"--experiment[_-]slug(?:=(.*))?\Z", re.DOTALL)
 _SPACE = re.compile(r"\s")
 _MEMO_IMAGE_CHARS = 512  # longer references are parsed every time, not remembered
 R = TypeVar("R")
@@ -48,6 +47,27 @@ class ImageRef:
 
 
 @dataclass(frozen=True)
+class PodLimits:
+    """How much of a pod the webhook examines; beyond it the pod is refused (400).
+
+    Mutating webhooks run before the API server validates a pod, so anyone
+    who may create a pod in scope can send one with 20,000 containers or a
+    million arguments. These bounds keep reading a pod cheap whatever it holds;
+    a Jetstream pod uses a few containers and a few dozen arguments.
+    """
+
+    containers: int = 256  # initContainers + containers
+    args: int = 4096  # command + args entries of the target containers together
+    argv_chars: int = 256 * 1024  # characters in those entries
+
+
+DEFAULT_LIMITS = PodLimits()
+
+
+NO_INVOCATION = Invocation(None, (), None, None, in_shell=False)
+
+
+@dataclass(frozen=True)
 class Target:
     """A container running one of the configured images, found by name and image."""
 
@@ -57,6 +77,7 @@ class Target:
     image: str
     ref: ImageRef
     repository: str
+    invocation: Invocation = NO_INVOCATION
 
     @property
     def pinned(self) -> bool:
@@ -68,6 +89,18 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Experiment:
+    """One experiment a pod names, and the enrollments dataset its command line names.
+
+    `project` / `dataset` None: the pod names none (the configured one applies).
+    """
+
+    slug: str
+    project: str | None = None
+    dataset: str | None = None
+
+
+@dataclass(frozen=True)
 class PodFacts:
     namespace: str
     name: str
@@ -76,6 +109,8 @@ class PodFacts:
     targets: tuple[Target, ...]
     slug: str | None
     slug_origin: str
+    experiments: tuple[Experiment, ...] = ()
+    workflow_uid: str | None = None
 
     @property
     def workflow(self) -> str | None:
@@ -88,6 +123,11 @@ class PodFacts:
     @property
     def pin_digest_annotation(self) -> str | None:
         return self.annotations.get(ANNOTATION_PIN_DIGEST)
+
+    @property
+    def subcommands(self) -> tuple[str | None, ...]:
+        """The Jetstream subcommand of each target container (None: not recognised)."""
+        return tuple(t.invocation.subcommand for t in self.targets)
 
 
 def _remembered_for_short(function: Callable[[str], R]) -> Callable[[str], R]:
@@ -139,39 +179,14 @@ def normalize_repository(repository: str) -> str:
     return f"{host}/{rest}"
 
 
-def slug_in_argv(argv: Sequence[str]) -> list[str]:
-    """Every value given to --experiment_slug / --experiment-slug, in order."""
-    tokens = _split_shell_words(argv)
-    found: list[str] = []
-    for position, token in enumerate(tokens):
-        if "slug" not in token:  # the flag's own text; far cheaper than the regex
-            continue
-        match = _SLUG_FLAG.match(token)
-        if match is None:
-            continue
-        if match.group(1) is not None:
-            found.append(match.group(1))
-        elif position + 1 < len(tokens):
-            found.append(tokens[position + 1])
-    return found
+def read_pod(
+    pod: Any, repositories: Iterable[str], namespace: str, limits: PodLimits = DEFAULT_LIMITS
+) -> PodFacts:
+    """The facts the resolver needs, or MalformedPod naming the first bad path.
 
-
-def _split_shell_words(argv: Sequence[str]) -> list[str]:
-    """`sh -c "jetstream run --experiment_slug=x"` hides the flag inside one argument."""
-    tokens: list[str] = []
-    for arg in argv:
-        if _SPACE.search(arg):
-            try:
-                tokens.extend(shlex.split(arg))
-            except ValueError:
-                tokens.extend(arg.split())
-        else:
-            tokens.append(arg)
-    return tokens
-
-
-def read_pod(pod: Any, repositories: Iterable[str], namespace: str) -> PodFacts:
-    """The facts the resolver needs, or MalformedPod naming the first bad path."""
+    Linear in the pod's size, and bounded by `limits` before any work that
+    grows with it.
+    """
     if not isinstance(pod, dict):
         raise MalformedPod("request.object is not a JSON object")
     metadata = _optional_dict(pod, "metadata", "request.object.metadata")
@@ -179,8 +194,8 @@ def read_pod(pod: Any, repositories: Iterable[str], namespace: str) -> PodFacts:
     annotations = _string_map(metadata, "annotations")
     spec = _optional_dict(pod, "spec", "request.object.spec")
     wanted = _wanted(tuple(repositories))
-    targets = tuple(_targets(spec, wanted))
-    slug, origin = _slug(labels, spec, targets)
+    targets = tuple(_targets(spec, wanted, limits))
+    slug, origin, experiments = _experiments(labels, targets)
     name = metadata.get("name") or metadata.get("generateName") or ""
     pod_namespace = metadata.get("namespace") or namespace
     return PodFacts(
@@ -191,6 +206,8 @@ def read_pod(pod: Any, repositories: Iterable[str], namespace: str) -> PodFacts:
         targets=targets,
         slug=slug,
         slug_origin=origin,
+        experiments=experiments,
+        workflow_uid=_workflow_uid(metadata),
     )
 
 
@@ -217,53 +234,113 @@ def _string_map(metadata: Mapping[str, Any], key: str) -> dict[str, str]:
     return value
 
 
-def _containers(spec: Mapping[str, Any], field: str) -> list[dict[str, Any]]:
+def _workflow_uid(metadata: Mapping[str, Any]) -> str | None:
+    """The uid of the Argo Workflow that owns the pod (Argo sets this ownerReference)."""
+    owners = metadata.get("ownerReferences")
+    if not isinstance(owners, list):
+        return None
+    for owner in owners:
+        if (
+            isinstance(owner, dict)
+            and owner.get("kind") == "Workflow"
+            and str(owner.get("apiVersion", "")).startswith("argoproj.io/")
+            and isinstance(owner.get("uid"), str)
+        ):
+            uid: str = owner["uid"]
+            return uid
+    return None
+
+
+def _containers(spec: Mapping[str, Any], field: str) -> list[Any]:
     value = spec.get(field)
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
+    if not isinstance(value, list):
         raise MalformedPod(f"spec.{field} must be a list of objects")
     return value
 
 
-def _targets(spec: Mapping[str, Any], wanted: Mapping[str, str]) -> Iterable[Target]:
-    for field in CONTAINER_FIELDS:
-        for index, container in enumerate(_containers(spec, field)):
+def _argv_part(container: Mapping[str, Any], key: str, path: str) -> list[str] | None:
+    argv = container.get(key)
+    if argv is None:
+        return None
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        raise MalformedPod(f"{path}.{key} must be a list of strings")
+    return argv
+
+
+def _targets(
+    spec: Mapping[str, Any], wanted: Mapping[str, str], limits: PodLimits
+) -> Iterable[Target]:
+    lists = [(field, _containers(spec, field)) for field in CONTAINER_FIELDS]
+    count = sum(len(containers) for _, containers in lists)
+    if count > limits.containers:
+        raise MalformedPod(
+            f"the pod has {count} containers and initContainers; jetstream-pin reads at most "
+            f"{limits.containers} (its setting podLimits.containers)"
+        )
+    args = chars = 0
+    for field, containers in lists:
+        for index, container in enumerate(containers):
+            path = f"spec.{field}[{index}]"
+            if not isinstance(container, dict):
+                raise MalformedPod(f"spec.{field} must be a list of objects")
             image = container.get("image")
             if image is None:
                 continue
             if not isinstance(image, str):
-                raise MalformedPod(f"spec.{field}[{index}].image must be a string")
+                raise MalformedPod(f"{path}.image must be a string")
             ref = parse_image(image)
             if ref is None or ref.key not in wanted:
                 continue
             name = container.get("name")
             if not isinstance(name, str):
-                raise MalformedPod(f"spec.{field}[{index}].name must be a string")
-            for key in ("command", "args"):
-                argv = container.get(key)
-                if argv is not None and (
-                    not isinstance(argv, list) or not all(isinstance(a, str) for a in argv)
-                ):
-                    raise MalformedPod(f"spec.{field}[{index}].{key} must be a list of strings")
-            yield Target(field, index, name, image, ref, wanted[ref.key])
+                raise MalformedPod(f"{path}.name must be a string")
+            command = _argv_part(container, "command", path)
+            arguments = _argv_part(container, "args", path)
+            for part in (command or [], arguments or []):
+                args += len(part)
+                if args > limits.args:
+                    raise MalformedPod(
+                        f"the target containers have more than {limits.args} command and args "
+                        "entries; jetstream-pin reads at most that many (its setting "
+                        "podLimits.args)"
+                    )
+                chars += sum(map(len, part))
+            if chars > limits.argv_chars:
+                raise MalformedPod(
+                    f"the target containers' command and args hold more than "
+                    f"{limits.argv_chars} characters; jetstream-pin reads at most that many "
+                    "(its setting podLimits.argvChars)"
+                )
+            invocation = read_invocation(command, arguments)
+            yield Target(field, index, name, image, ref, wanted[ref.key], invocation)
 
 
-def _slug(
-    labels: Mapping[str, str], spec: Mapping[str, Any], targets: Sequence[Target]
-) -> tuple[str | None, str]:
+def _experiments(
+    labels: Mapping[str, str], targets: Sequence[Target]
+) -> tuple[str | None, str, tuple[Experiment, ...]]:
+    """Rule 1: the slug label, else every --experiment_slug of the target containers.
+
+    Each experiment carries the dataset named by the command line it came from
+    (for the label, the first target container that names one).
+    """
     if LABEL_SLUG in labels:
-        return labels[LABEL_SLUG], f"pod label {LABEL_SLUG}"
-    seen: dict[str, str] = {}
+        slug = labels[LABEL_SLUG]
+        named = next((t.invocation for t in targets if t.invocation.dataset), None)
+        experiment = Experiment(slug, *((named.project, named.dataset) if named else ()))
+        return slug, f"pod label {LABEL_SLUG}", (experiment,)
+    seen: dict[Experiment, str] = {}
     for target in targets:
-        container = _containers(spec, target.field)[target.index]
-        argv = [*(container.get("command") or []), *(container.get("args") or [])]
-        for value in slug_in_argv(argv):
-            seen.setdefault(value, target.name)
-    if len(seen) > 1:
-        names = ", ".join(describe_value(s, 40) for s in list(seen)[:3])
+        call = target.invocation
+        for value in call.slugs:
+            seen.setdefault(Experiment(value, call.project, call.dataset), target.name)
+    if not seen:
+        return None, "", ()
+    slugs = list(dict.fromkeys(e.slug for e in seen))
+    if len(slugs) > 1:
+        names = ", ".join(describe_value(s, 40) for s in slugs[:3])
         raise MalformedPod(f"the target containers name different experiment slugs: {names}")
-    if seen:
-        value, container_name = next(iter(seen.items()))
-        return value, f"--experiment_slug in container {describe_value(container_name, 63)}"
-    return None, ""
+    first, container_name = next(iter(seen.items()))
+    origin = f"--experiment_slug in container {describe_value(container_name, 63)}"
+    return first.slug, origin, tuple(seen)

@@ -7,6 +7,7 @@ start-up with a message instead of failing the first pod.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from functools import cached_property
@@ -32,6 +33,7 @@ from webhook.config import (
 )
 from webhook.deadline import LookupPool
 from webhook.inventory import Inventory, take_inventory
+from webhook.pods import PodLimits
 from webhook.recent import DecisionLog
 from webhook.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.sources import (
@@ -324,6 +326,7 @@ class Wiring:
             deadline_seconds=self.config.server.admission_deadline_seconds,
             lookups=LookupPool(max(32, 2 * self.config.server.threads)),
             inline_first=True,  # every source below is behind a cache (cached_images etc.)
+            limits=PodLimits(**dataclasses.asdict(self.config.pod_limits)),
         )
 
     def inventory(self) -> Inventory:

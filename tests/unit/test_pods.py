@@ -10,10 +10,10 @@ from tests.builders import ARGOEXEC, JETSTREAM, argo_pod, container, fixture_rev
 from webhook.pods import (
     ImageRef,
     MalformedPod,
+    PodLimits,
     normalize_repository,
     parse_image,
     read_pod,
-    slug_in_argv,
 )
 
 REPOS = [JETSTREAM]
@@ -53,27 +53,6 @@ def test_parse_image(text: str, expected: ImageRef | None) -> None:
 )
 def test_normalize_repository(repository: str, normal: str) -> None:
     assert normalize_repository(repository) == normal
-
-
-@pytest.mark.parametrize(
-    ("argv", "found"),
-    [
-        (["jetstream", "run", "--experiment_slug=abc"], ["abc"]),
-        (["jetstream", "run", "--experiment_slug", "abc"], ["abc"]),
-        (["jetstream", "run", "--experiment-slug=abc"], ["abc"]),
-        (["jetstream", "run", "--experiment-slug", "abc"], ["abc"]),
-        (["argoexec", "emissary", "--", "jetstream", "run", "--experiment_slug=abc"], ["abc"]),
-        (["sh", "-c", "jetstream run --experiment_slug=abc --date=x"], ["abc"]),
-        (["sh", "-c", "jetstream run --experiment-slug 'abc'"], ["abc"]),
-        (["sh", "-c", "unbalanced 'quote --experiment_slug=abc"], ["abc"]),
-        (["jetstream", "run", "--experiment_slug"], []),
-        (["jetstream", "run", "--experiment_slugs=abc"], []),
-        (["jetstream", "run", "--experiment_slug="], [""]),
-        (["jetstream", "run"], []),
-    ],
-)
-def test_slug_in_argv(argv: list[str], found: list[str]) -> None:
-    assert slug_in_argv(argv) == found
 
 
 def test_argo_v36_fixture() -> None:
@@ -185,3 +164,82 @@ def test_long_references_are_read_alike_but_not_remembered() -> None:
     assert normalize_repository(long_repo) == long_repo
     parse_image(f"{JETSTREAM}:remembered-{len(long_repo)}")
     assert parse_image.cache_info().currsize == before + 1  # type: ignore[attr-defined]
+
+
+def test_the_workflow_uid_comes_from_the_owner_reference() -> None:
+    pod = argo_pod("s")
+    pod["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "not-this"},
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "name": "w", "uid": "wf-uid"},
+    ]
+    assert read_pod(pod, REPOS, "argo").workflow_uid == "wf-uid"
+    pod["metadata"]["ownerReferences"] = "not a list"
+    assert read_pod(pod, REPOS, "argo").workflow_uid is None
+
+
+def test_the_dataset_travels_with_the_slug() -> None:
+    pod = argo_pod("s")
+    pod["spec"]["containers"][1]["command"] += ["--project-id", "other-project"]
+    (experiment,) = read_pod(pod, REPOS, "argo").experiments
+    assert (experiment.slug, experiment.project, experiment.dataset) == (
+        "s",
+        "other-project",
+        "mozanalysis",
+    )
+
+
+def test_the_label_slug_takes_the_dataset_of_the_command_line() -> None:
+    pod = argo_pod("from-args", labels={"jetstream/experiment-slug": "from-label"})
+    (experiment,) = read_pod(pod, REPOS, "argo").experiments
+    assert (experiment.slug, experiment.project, experiment.dataset) == (
+        "from-label",
+        None,
+        "mozanalysis",
+    )
+
+
+LIMITS = PodLimits(containers=8, args=40, argv_chars=1000)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            lambda p: p["spec"]["containers"].extend(
+                container(f"c{n}", ARGOEXEC) for n in range(6)
+            ),
+            r"9 containers and initContainers; jetstream-pin reads at most 8 "
+            r"\(its setting podLimits\.containers\)",
+        ),
+        (
+            lambda p: p["spec"]["containers"][1]["command"].extend(["-x"] * 40),
+            r"more than 40 command and args entries.*podLimits\.args",
+        ),
+        (
+            lambda p: p["spec"]["containers"][1].update(args=["y" * 1000]),
+            r"more than 1000 characters.*podLimits\.argvChars",
+        ),
+    ],
+)
+def test_pods_beyond_the_limits_are_refused_naming_the_limit(mutate: Any, message: str) -> None:
+    pod = argo_pod("s")
+    mutate(pod)
+    with pytest.raises(MalformedPod, match=message):
+        read_pod(pod, REPOS, "argo", LIMITS)
+
+
+def test_containers_that_are_not_targets_cost_no_argument_reading() -> None:
+    pod = argo_pod("s")
+    pod["spec"]["containers"][0]["args"] = ["z" * 5000]  # argoexec's: never read
+    assert read_pod(pod, REPOS, "argo", LIMITS).slug == "s"
+
+
+def test_reading_is_linear_in_the_number_of_targets() -> None:
+    """20,000 target containers were quadratic (each looked the list up again)."""
+    pod = argo_pod("s")
+    main = pod["spec"]["containers"][1]
+    pod["spec"]["containers"] = [dict(main, name=f"m{n}") for n in range(20_000)]
+    limits = PodLimits(containers=30_000, args=10**6, argv_chars=10**8)
+    facts = read_pod(pod, REPOS, "argo", limits)
+    assert len(facts.targets) == 20_000
+    assert facts.slug == "s"
