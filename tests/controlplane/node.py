@@ -273,6 +273,9 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.opt",
   [{cri_runtime}.cni]
     bin_dirs = ["{CNI_PLUGINS}"]
     conf_dir = "{cni}"
+    # containerd sets up each sandbox's lo itself: the loopback plugin would leave a
+    # result file per sandbox in /var/lib/cni, named after nothing of this node.
+    use_internal_loopback = true
 
 [plugins.'io.containerd.grpc.v1.cri']
   stream_server_address = "127.0.0.1"
