@@ -114,7 +114,7 @@ class LocalRegistry:
         folder = plane.state_dir / "registry"
         folder.mkdir(parents=True, exist_ok=True)
         write_pair(folder / "tls", authority.server(["jetstream-pin-registry"], [host]))
-        port = _free_port(host)
+        port = processes.free_port(host)
         config = folder / "registry.yml"
         config.write_text(
             registry_config(
@@ -133,15 +133,6 @@ class LocalRegistry:
 
         processes.wait_until(running, answers, 30, "answering /v2/")
         return registry
-
-
-def _free_port(host: str) -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # crane: one-layer images on an empty base.

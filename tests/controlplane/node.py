@@ -400,13 +400,12 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.opt",
             time.sleep(0.1)
 
     def _cgroup_pids(self) -> set[int]:
+        """Every process in the node's cgroup, in any hierarchy."""
         pids: set[int] = set()
-        folder = CGROUP_ROOT / "pids" / self.cgroup
-        if not folder.is_dir():
-            folder = next((h / self.cgroup for h in _hierarchies()), folder)
-        for procs in folder.rglob("cgroup.procs") if folder.is_dir() else ():
-            with contextlib.suppress(OSError):
-                pids.update(int(line) for line in procs.read_text().split())
+        for hierarchy in _hierarchies():
+            for procs in (hierarchy / self.cgroup).rglob("cgroup.procs"):
+                with contextlib.suppress(OSError):
+                    pids.update(int(line) for line in procs.read_text().split())
         return pids
 
     def _kill_shims(self) -> None:

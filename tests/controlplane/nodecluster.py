@@ -78,7 +78,7 @@ def chart_values(registry: images.LocalRegistry, tag: str, **extra: Any) -> dict
         "extraVolumes": [{"name": CA_CONFIGMAP, "configMap": {"name": CA_CONFIGMAP}}],
         "extraVolumeMounts": [{"name": CA_CONFIGMAP, "mountPath": CA_MOUNT, "readOnly": True}],
     }
-    return release._merged(values, extra)
+    return release.merged(values, extra)
 
 
 def _rfc3339(value: Any) -> str:
