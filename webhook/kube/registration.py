@@ -146,10 +146,11 @@ def keep_from_helm(api: k8s.ApiClient, name: str, timeout: float) -> bool:
         return False
     if annotations.get(HELM_RESOURCE_POLICY) == "keep":
         return True
-    patch: Any = {"metadata": {"annotations": {HELM_RESOURCE_POLICY: "keep"}}}
+    key = HELM_RESOURCE_POLICY.replace("/", "~1")
+    patch: Any = [{"op": "add", "path": f"/metadata/annotations/{key}", "value": "keep"}]
     try:
         k8s.AdmissionregistrationV1Api(api).patch_mutating_webhook_configuration(
-            name, patch, _request_timeout=timeout
+            name, patch, _request_timeout=timeout, _content_type="application/json-patch+json"
         )
     except Exception as err:
         raise source_error(SOURCE, api, err, timeout) from None
