@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,20 @@ class Cluster:
     _versions: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add_workflow(self, namespace: str, name: str, labels: dict[str, str] | None = None) -> str:
+    def add_workflow(
+        self,
+        namespace: str,
+        name: str,
+        labels: dict[str, str] | None = None,
+        created: str | None = None,
+    ) -> str:
+        """A Workflow created `created` (RFC 3339; default: now, as the API server sets it)."""
         uid = f"uid-{name}"
+        created = created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.workflows[(namespace, name)] = {
             "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
-            "metadata": {"name": name, "namespace": namespace, "uid": uid, "labels": labels or {}},
+            "metadata": {"name": name, "namespace": namespace, "uid": uid, "labels": labels or {},
+                         "creationTimestamp": created},
             "spec": {"entrypoint": "main"},
         }  # fmt: skip
         return uid
@@ -107,11 +117,13 @@ class Cluster:
     def _route(self, request: Request) -> Reply:
         if match := _WORKFLOW.fullmatch(request.path):
             found = self.workflows.get((match[1], match[2]))
-            if request.method != "GET":
-                return status(405, "MethodNotAllowed", "read only")
             if found is None:
                 return status(404, "NotFound", f'workflows.argoproj.io "{match[2]}" not found')
-            return json_reply(found)
+            if request.method == "GET":
+                return json_reply(found)
+            if request.method == "PATCH":
+                return self._patch_workflow(request, (match[1], match[2]), found)
+            return status(405, "MethodNotAllowed", f"{request.method} {request.path}")
         if match := _NAMESPACED.fullmatch(request.path):
             return self._namespaced(request, match[2], match[1], match[3])
         if match := _WEBHOOK.fullmatch(request.path):
@@ -150,6 +162,32 @@ class Cluster:
             self.objects[key] = body
             return json_reply(body)
         return status(405, "MethodNotAllowed", f"{request.method} {request.path}")
+
+    def _patch_workflow(
+        self, request: Request, key: tuple[str, str], found: dict[str, Any]
+    ) -> Reply:
+        """JSON Patch as the API server applies it: `test` against null passes for a
+        missing member; any failed operation is a 422 and changes nothing."""
+        if request.headers.get("content-type") != "application/json-patch+json":
+            return status(415, "UnsupportedMediaType", "only JSON Patch here")
+        operations = request.json()
+        remaining = []
+        for op in operations:
+            if op.get("op") == "test" and op.get("value") is None:
+                try:
+                    value = jsonpatch.JsonPointer(op["path"]).resolve(found, None)
+                except jsonpatch.JsonPointerException:
+                    return status(422, "", "the server rejected our request: test failed")
+                if value is not None:
+                    return status(422, "", "the server rejected our request: test failed")
+                continue
+            remaining.append(op)
+        try:
+            patched = jsonpatch.apply_patch(found, remaining)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as err:
+            return status(422, "", f"the server rejected our request: {err}")
+        self.workflows[key] = patched
+        return json_reply(patched)
 
     def _webhook(self, request: Request, name: str) -> Reply:
         found = self.webhooks.get(name)

@@ -72,8 +72,12 @@ def argo_pod(
     annotations: dict[str, str] | None = None,
     env: list[dict[str, Any]] | None = None,
     workflow: str | None = "jetstream-abcde",
+    workflow_uid: str | None = None,
 ) -> dict[str, Any]:
-    """An Argo pod: init and wait (argoexec) around `main` at index 1."""
+    """An Argo pod: init and wait (argoexec) around `main` at index 1.
+
+    `workflow_uid`: the owner reference Argo sets to its Workflow (None: none).
+    """
     main = container("main", image_ref, *(jetstream_argv(slug) if slug else ["jetstream", "run"]))
     if env is not None:
         main["env"] = env
@@ -88,6 +92,17 @@ def argo_pod(
     }
     if annotations is not None:
         metadata["annotations"] = annotations
+    if workflow and workflow_uid:
+        metadata["ownerReferences"] = [
+            {
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "Workflow",
+                "name": workflow,
+                "uid": workflow_uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
     return {
         "apiVersion": "v1",
         "kind": "Pod",

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from tests.builders import JETSTREAM, commit, image, utc
 from webhook.admission import Admitter
+from webhook.datasets import Dataset, DatasetPolicy
 from webhook.pinning import Commit, Image, commit_at
-from webhook.resolver import ConfigRepo, ImageTarget, Resolver
-from webhook.sources import EnrolledExperiment
+from webhook.resolver import DEFAULT_DATASETS, ConfigRepo, ImageTarget, Resolver
+from webhook.sources import EnrolledExperiment, SourceError, WorkflowState
+from webhook.sources.cached import CachedWorkflows
 
 IMG_2023_01 = image("img-2023-01", "2023-01-01T13:00:00Z", "v1")
 IMG_2023_03 = image("img-2023-03", "2023-03-01T13:00:00Z", "v2")
@@ -51,11 +53,16 @@ class Failing:
 
 @dataclass
 class FakeEnrollments(Failing):
-    enrolled: Mapping[str, datetime | None] = field(default_factory=lambda: dict(ENROLLED))
+    enrolled: dict[str, datetime | None] = field(default_factory=lambda: dict(ENROLLED))
     name: str = "fake enrollments"
 
-    def enrolled_at(self, slug: str) -> datetime | None:
+    asked: list[tuple[str, Dataset, datetime | None]] = field(default_factory=list)
+
+    def enrolled_at(
+        self, slug: str, dataset: Dataset, fresh_since: datetime | None = None
+    ) -> datetime | None:
         self._call()
+        self.asked.append((slug, dataset, fresh_since))
         return self.enrolled.get(slug)
 
 
@@ -89,9 +96,52 @@ class FakeOverrides(Failing):
         self._call()
         return self.workflows.get((namespace, workflow))
 
-    def slug_pin(self, slug: str) -> str | None:
+    def slug_pin(self, slug: str, fresh_since: datetime | None = None) -> str | None:
         self._call()
         return self.slugs.get(slug)
+
+
+@dataclass
+class FakeWorkflowStore(Failing):
+    """Workflows by (namespace, name), with the first-writer-wins write of the real one.
+
+    `race`: a decision some other replica records just before this one writes.
+    """
+
+    workflows: dict[tuple[str, str], WorkflowState] = field(default_factory=dict)
+    writes: list[tuple[str, str]] = field(default_factory=list)
+    race: str | None = None
+    refuse: SourceError | None = None
+    name: str = "fake workflows"
+
+    def add(
+        self, name: str, created: str, pin: str | None = None, namespace: str = "argo"
+    ) -> WorkflowState:
+        state = WorkflowState(namespace, name, f"uid-{name}", utc(created), pin, {})
+        self.workflows[(namespace, name)] = state
+        return state
+
+    def workflow(self, namespace: str, name: str) -> WorkflowState | None:
+        self._call()
+        return self.workflows.get((namespace, name))
+
+    def record_many(self, state: WorkflowState, values: Mapping[str, str]) -> dict[str, str]:
+        return {key: self.record(state, key, value) for key, value in values.items()}
+
+    def record(self, state: WorkflowState, key: str, value: str) -> str:
+        self._call()
+        if self.refuse is not None:
+            raise self.refuse
+        current = self.workflows[(state.namespace, state.name)]
+        if self.race is not None and key not in current.records:
+            current = replace(current, records={**current.records, key: self.race})
+            self.workflows[(state.namespace, state.name)] = current
+        if key in current.records:
+            return current.records[key]
+        records = {**current.records, key: value}
+        self.workflows[(state.namespace, state.name)] = replace(current, records=records)
+        self.writes.append((state.name, key))
+        return value
 
 
 @dataclass
@@ -103,6 +153,10 @@ class World:
     commits: FakeCommits = field(default_factory=FakeCommits)
     overrides: FakeOverrides = field(default_factory=FakeOverrides)
     extra_repos: Sequence[tuple[str, str, FakeCommits]] = ()
+    workflows: FakeWorkflowStore | None = None
+    datasets: DatasetPolicy = DEFAULT_DATASETS
+    always_read_enrollment: bool = False
+    _cached_workflows: CachedWorkflows | None = None
 
     def resolver(self) -> Resolver:
         repos = [ConfigRepo("metric-hub", "METRIC_HUB_SHA", self.commits)]
@@ -113,7 +167,21 @@ class World:
             repos,
             self.overrides,
             now=lambda: NOW,
+            datasets=self.datasets,
+            workflows=self.cached_workflows,
+            always_read_enrollment=self.always_read_enrollment,
         )
+
+    @property
+    def cached_workflows(self) -> CachedWorkflows | None:
+        """One cache over the fake store for the world (a webhook replica's memory)."""
+        if self.workflows is None:
+            return None
+        if self._cached_workflows is None:
+            self._cached_workflows = CachedWorkflows(
+                self.workflows, 10.0, 1000, wall=lambda: NOW, background=False
+            )
+        return self._cached_workflows
 
     def admitter(self, **options: Any) -> Admitter:
         env = {"metric-hub": "METRIC_HUB_SHA"}
@@ -133,7 +201,7 @@ class FakeLister(Failing):
     pending: Sequence[str] = ()
     name: str = "fake listing"
 
-    def list_enrolled(self) -> Sequence[EnrolledExperiment]:
+    def list_enrolled(self, dataset: Dataset) -> Sequence[EnrolledExperiment]:
         self._call()
         return self.rows
 

@@ -15,9 +15,10 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from webhook import mutation
+from webhook.commands import DEFAULT_PINNED_COMMANDS, ArgsRule, args_to_add, unpinned_command
 from webhook.deadline import LookupPool, NeedsLookup, OutOfTime, inline, on_loop
 from webhook.patch import Operation, json_patch
-from webhook.pinning import PinDigest, PinLatest, Refusal
+from webhook.pinning import PinDigest, PinLatest, Reason, Refusal
 from webhook.pods import DEFAULT_LIMITS, PodFacts, PodLimits, read_pod
 from webhook.resolver import Decision, LookupFailed, Resolver
 from webhook.review import AdmissionRequest, allowed, one_line, refused
@@ -77,6 +78,8 @@ class Admitter:
         lookups: LookupPool | None = None,
         inline_first: bool = False,
         limits: PodLimits = DEFAULT_LIMITS,
+        pinned_commands: Sequence[str] = DEFAULT_PINNED_COMMANDS,
+        args_rules: Sequence[ArgsRule] = (),
     ) -> None:
         """`deadline_seconds`: the wall-clock budget of one admission's lookups (None: none).
 
@@ -97,6 +100,8 @@ class Admitter:
         self.lookups = lookups
         self.inline_first = inline_first
         self.limits = limits
+        self.pinned_commands = frozenset(pinned_commands)
+        self.args_rules = tuple(args_rules)
 
     def admit(self, request: AdmissionRequest, arrived: float | None = None) -> Result:
         """Decide one review; `arrived` (time.monotonic()) starts the deadline, default now."""
@@ -109,6 +114,9 @@ class Admitter:
             )
             if facts.slug is None or not facts.targets:
                 return Result(allowed(request.uid), Outcome.PASS_THROUGH, facts)
+            command = unpinned_command(facts, self.pinned_commands)
+            if command is not None:
+                return self._not_pinned(request, facts, command)
             return self._pin(request, facts, time.monotonic() if arrived is None else arrived)
         except Refusal as err:
             return self._refuse(request, facts, err)
@@ -137,23 +145,35 @@ class Admitter:
             )
             if facts.slug is None or not facts.targets:
                 return Result(allowed(request.uid), Outcome.PASS_THROUGH, facts)
+            command = unpinned_command(facts, self.pinned_commands)
+            if command is not None:
+                return self._not_pinned(request, facts, command)
         except Refusal as err:
             return self._refuse(request, facts, err)
         cause = f"every admission thread was busy: not started within {waited:.1f}s"
         return self._failed(request, facts, LookupFailed(facts.slug, SourceError(NAME, cause)))
 
-    def _decide(self, facts: PodFacts, arrived: float) -> Decision:
+    def _not_pinned(self, request: AdmissionRequest, facts: PodFacts, command: str) -> Result:
+        """A command Jetstream runs on the newest image by design: unchanged but for the reason."""
+        detail = f"jetstream {command} is not a pinned command (pinnedCommands)"
+        if self.mode == "audit":
+            return Result(allowed(request.uid), Outcome.PASS_THROUGH, facts, detail=detail)
+        pod = request.object
+        patch = json_patch(pod, mutation.mark_command(pod, str(Reason.NOT_PINNED_COMMAND)))
+        audit = {"slug": facts.slug or "", "pin-reason": str(Reason.NOT_PINNED_COMMAND)}
+        response = allowed(request.uid, patch, audit=audit)
+        return Result(response, Outcome.PASS_THROUGH, facts, patch=patch, detail=detail)
+
+    def _decide(self, facts: PodFacts, arrived: float, record: bool) -> Decision:
         budget = self.deadline_seconds
+
+        def decide() -> Decision:
+            return self.resolver.decide(facts, record)
+
         if budget is None or self.lookups is None:
-            return (
-                inline(lambda: self.resolver.decide(facts))
-                if on_loop()
-                else self.resolver.decide(facts)
-            )
+            return inline(decide) if on_loop() else decide()
         try:
-            return self.lookups.run(
-                lambda: self.resolver.decide(facts), arrived + budget, budget, self.inline_first
-            )
+            return self.lookups.run(decide, arrived + budget, budget, self.inline_first)
         except OutOfTime as err:
             if err.source is None:
                 source = NAME
@@ -168,12 +188,15 @@ class Admitter:
     def _pin(self, request: AdmissionRequest, facts: PodFacts, arrived: float) -> Result:
         pod = request.object
         previous = mutation.recorded(facts, list(self.env_names))
-        if previous is not None:
-            decision = previous.decision
-            after = mutation.pin_pod(pod, facts, decision, self.env_names, previous.original)
-        else:
-            decision = self._decide(facts, arrived)
-            after = mutation.pin_pod(pod, facts, decision, self.env_names)
+        record = self.mode == "enforce" and not request.dry_run  # no side effect otherwise
+        decision = previous.decision if previous else self._decide(facts, arrived, record)
+        added = {
+            target.path: args
+            for target in facts.targets
+            if (args := args_to_add(self.args_rules, target, decision.enrolled_at))
+        }
+        original = previous.original if previous else None
+        after = mutation.pin_pod(pod, facts, decision, self.env_names, original, added)
         patch = json_patch(pod, after)
         audit = _audit_annotations(decision, after)
         if self.mode == "audit":

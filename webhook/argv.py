@@ -26,7 +26,8 @@ _SLUG_FLAGS = ("--experiment_slug", "--experiment-slug")
 _PROJECT_FLAGS = ("--project_id", "--project-id")
 _DATASET_FLAGS = ("--dataset_id", "--dataset-id")
 # Options of Jetstream's command group (before the subcommand) that take a value
-# as the next word; every other group option is a flag (--log_to_bigquery, --debug).
+# as the next word; every other option word there is a flag (--log_to_bigquery,
+# --debug). The chart's admission policy reads the line by the same rule.
 _GROUP_OPTIONS_WITH_VALUE = frozenset(
     {
         "--log_project_id",
@@ -59,6 +60,7 @@ class Invocation:
     project: str | None
     dataset: str | None
     in_shell: bool
+    flags: frozenset[str] = frozenset()  # every option name on the line (`--x` of `--x=y`)
 
 
 def shell_words(argv: Sequence[str]) -> tuple[list[str], bool]:
@@ -142,4 +144,5 @@ def read_invocation(command: Sequence[str] | None, args: Sequence[str] | None) -
         project=projects[-1] if projects else None,  # click keeps the last one given
         dataset=datasets[-1] if datasets else None,
         in_shell=in_shell,
+        flags=frozenset(w.partition("=")[0] for w in words if w.startswith("--")),
     )

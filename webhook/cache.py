@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from webhook import metrics
@@ -91,25 +92,42 @@ class TtlCache(Generic[K, V]):
         with self._lock:
             self._store(key, value)
 
-    def get(self, key: K, load: Callable[[], V]) -> V:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] > self._clock():
-                self._entries.move_to_end(key)
-                count_hit(self.stats.hit)
-                return entry[1]
-            if must_not_wait():
-                raise NeedsLookup(self.stats.name)
-            self.stats.miss()
-            flight = self._flights.get(key)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[key] = _Flight()
-        if not leader:
+    def get(self, key: K, load: Callable[[], V], usable: Callable[[V], bool] | None = None) -> V:
+        """The value for `key`, loading it (once for all concurrent callers) when missing.
+
+        `usable`: a cached value (or the result of a load already running when
+        this call joined it) that fails it counts as missing, so a caller that
+        needs a value loaded after some moment gets one.
+        """
+        while True:
+            with self._lock:
+                entry = self._entries.get(key)
+                if (
+                    entry is not None
+                    and entry[0] > self._clock()
+                    and (usable is None or usable(entry[1]))
+                ):
+                    self._entries.move_to_end(key)
+                    count_hit(self.stats.hit)
+                    return entry[1]
+                if must_not_wait():
+                    raise NeedsLookup(self.stats.name)
+                self.stats.miss()
+                flight = self._flights.get(key)
+                leader = flight is None
+                if flight is None:
+                    flight = self._flights[key] = _Flight()
+            if leader:
+                return self._lead(key, load, flight)
             flight.done.wait()
             if flight.error is not None:
                 raise flight.error
-            return flight.value  # type: ignore[return-value]
+            value: V = flight.value  # type: ignore[assignment]
+            if usable is None or usable(value):
+                return value
+            # The load joined began too early for this caller: load again.
+
+    def _lead(self, key: K, load: Callable[[], V], flight: _Flight[V]) -> V:
         try:
             value = load()
         except BaseException as err:
@@ -150,15 +168,20 @@ class Refreshing(Generic[V]):
         max_stale: float,
         name: str,
         clock: Clock = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._load = load
         self.refresh_every = refresh_every
         self.max_stale = max(max_stale, refresh_every)
         self.name = name
         self._clock = clock
+        self._wall = wall
         self._value: V | None = None
         self._loaded_at = float("-inf")
-        self._flight = TtlCache[str, V](ttl=lambda _: 0.0, max_entries=1, clock=clock)
+        self._began = datetime.min.replace(tzinfo=UTC)
+        self._flight = TtlCache[str, tuple[V, datetime]](
+            ttl=lambda _: 0.0, max_entries=1, clock=clock
+        )
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -167,6 +190,11 @@ class Refreshing(Generic[V]):
     @property
     def age(self) -> float:
         return self._clock() - self._loaded_at
+
+    @property
+    def loaded_since(self) -> datetime | None:
+        """When the load that gave the current value began (wall clock); None: no value."""
+        return self._began if self._value is not None else None
 
     @property
     def warm(self) -> bool:
@@ -187,18 +215,45 @@ class Refreshing(Generic[V]):
         self.stats.miss()
         return self.refresh()
 
-    def refresh(self) -> V:
-        """Load now (coalesced with any load already running) and keep the result."""
+    def since(self, moment: datetime) -> V:
+        """A value whose load began at or after `moment` (wall clock), loading one if needed.
+
+        A load already running is joined only if it began late enough. A
+        `moment` ahead of this machine's clock (skew) is capped at the time of
+        this call: a load begun after the call is as fresh as any can be.
+        """
+        wanted = min(moment, self._wall())
+        value = self._value
+        if value is not None and self._began >= wanted:
+            count_hit(self.stats.hit)
+            return value
+        if must_not_wait():
+            raise NeedsLookup(self.name)
+        self.stats.miss()
+        return self.refresh(wanted)
+
+    def refresh(self, began_by: datetime | None = None) -> V:
+        """Load now (coalesced with a load already running, if it began at or after `began_by`)."""
         try:
-            value = self._flight.get("value", self._load)
+            value, began = self._flight.get(
+                "value",
+                self._timed_load,
+                None if began_by is None else (lambda loaded: loaded[1] >= began_by),
+            )
         except Exception:
             self.stats.failures += 1
             raise
         with self._lock:
-            self._value = value
-            self._loaded_at = self._clock()
+            if self._value is None or began >= self._began:
+                self._value = value
+                self._began = began
+                self._loaded_at = self._clock()
             self.stats.loads += 1
         return value
+
+    def _timed_load(self) -> tuple[V, datetime]:
+        began = self._wall()
+        return self._load(), began
 
     def start(self) -> None:
         """Refresh every `refresh_every` seconds in a daemon thread (after a fork, not before)."""

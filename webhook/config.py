@@ -16,11 +16,15 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
+
+from webhook.commands import DEFAULT_PINNED_COMMANDS
+from webhook.datasets import Dataset, DatasetPolicy
 
 CONFIG_ENV = "JETSTREAM_PIN_CONFIG"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -33,6 +37,10 @@ _HTTP_URL = re.compile(r"https?://[^/?#\s]+(/\S*)?$")
 _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _SCP_LIKE = re.compile(r"([^@/:\s]+@)?[^/:\s]{2,}:")
 _GIT_SCHEMES = frozenset({"https", "http", "ssh", "git", "file"})
+# BigQuery's ids: a project (optionally domain-scoped, `example.com:p`) and a dataset.
+_PROJECT = re.compile(r"([a-z][-a-z0-9.]{0,62}:)?[a-z][-a-z0-9]{4,28}[a-z0-9]")
+_DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
+_COMMAND = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 MAX_PORT = 65535
 MAX_DEADLINE = 29.0
 
@@ -75,11 +83,33 @@ class StaticSource:
 @dataclass(frozen=True)
 class BigQuerySource:
     type: Literal["bigquery"]
-    project: str
+    project: str  # of the enrollments table when a pod names none (and billed for the calls)
     dataset: str
     credentials: Literal["default", "anonymous"] = "default"
     endpoint: str | None = None
     timeout_seconds: float = key("timeoutSeconds", default=2.0)
+    # `project.dataset` a pod may name with --project_id/--dataset_id; () : the one above.
+    allowed_datasets: tuple[str, ...] = key("allowedDatasets", default=())
+
+    def dataset_policy(self) -> DatasetPolicy:
+        return _dataset_policy(self.project, self.dataset, self.allowed_datasets)
+
+
+@dataclass(frozen=True)
+class StaticEnrollmentSource:
+    """The data file's enrollments, answered for the configured dataset and every allowed one."""
+
+    type: Literal["static"]
+    project: str = "moz-fx-data-experiments"
+    dataset: str = "mozanalysis"
+    allowed_datasets: tuple[str, ...] = key("allowedDatasets", default=())
+
+    def dataset_policy(self) -> DatasetPolicy:
+        return _dataset_policy(self.project, self.dataset, self.allowed_datasets)
+
+
+def _dataset_policy(project: str, dataset: str, allowed: tuple[str, ...]) -> DatasetPolicy:
+    return DatasetPolicy.of(Dataset(project, dataset), (Dataset.parse(a) for a in allowed))
 
 
 @dataclass(frozen=True)
@@ -164,9 +194,13 @@ class KubernetesConfig:
     overrides_config_map: ConfigMapRef | None = key("overridesConfigMap", default=None)
     events: bool = True
     event_queue_size: int = key("eventQueueSize", default=1000)
+    # Record each experiment's decision on its Workflow (needs `patch` on workflows).
+    workflow_decisions: bool = key("workflowDecisions", default=True)
+    # How long a Workflow's first decision waits for others to share its write.
+    decision_write_delay_seconds: float = key("decisionWriteDelaySeconds", default=1.0)
 
 
-EnrollmentSource = StaticSource | BigQuerySource
+EnrollmentSource = StaticEnrollmentSource | BigQuerySource
 ImageSource = StaticSource | ArtifactRegistrySource | GcrSource | OciSource
 ConfigRepoSource = StaticSource | GithubSource | GitSource
 
@@ -210,6 +244,16 @@ class PodLimitsConfig:
 
 
 @dataclass(frozen=True)
+class EnrollmentArgsRule:
+    """Arguments added to some subcommands of experiments enrolled at or before a moment."""
+
+    commands: tuple[str, ...]
+    enrolled_at_or_before: datetime = key("enrolledAtOrBefore")
+    add: tuple[str, ...] = key("add")
+    unless_present: tuple[str, ...] = key("unlessPresent", default=())
+
+
+@dataclass(frozen=True)
 class Config:
     images: tuple[ImageConfig, ...]
     enrollments: EnrollmentSource
@@ -220,11 +264,15 @@ class Config:
     static: Path | None = None
     cache: CacheConfig = CacheConfig()
     pod_limits: PodLimitsConfig = key("podLimits", default=PodLimitsConfig())
+    # Jetstream subcommands whose pods are pinned; others pass through unpinned.
+    pinned_commands: tuple[str, ...] = key("pinnedCommands", default=DEFAULT_PINNED_COMMANDS)
+    enrollment_args: tuple[EnrollmentArgsRule, ...] = key("enrollmentArgs", default=())
     kubernetes: KubernetesConfig | None = None
 
     def uses_static(self) -> bool:
         histories = [i.history for i in self.images] + [r.history for r in self.config_repos]
-        return any(isinstance(s, StaticSource) for s in [self.enrollments, *histories])
+        sources = [self.enrollments, *histories]
+        return any(isinstance(s, StaticSource | StaticEnrollmentSource) for s in sources)
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -305,8 +353,43 @@ def _check(config: Config) -> None:
             raise ConfigError(f"podLimits.{_yaml_key(PodLimitsConfig, name)}: must be positive")
     if config.cache.max_entries <= 0:
         raise ConfigError("cache.maxEntries: must be positive")
+    _check_datasets(config.enrollments)
+    _check_commands(config)
     if config.kubernetes is not None:
         _check_kubernetes(config.kubernetes)
+
+
+def _check_commands(config: Config) -> None:
+    if not config.pinned_commands:
+        raise ConfigError("pinnedCommands: list at least one Jetstream subcommand")
+    for index, command in enumerate(config.pinned_commands):
+        if not _COMMAND.fullmatch(command):
+            raise ConfigError(f"pinnedCommands[{index}]: {command!r} is not a subcommand name")
+    for index, rule in enumerate(config.enrollment_args):
+        where = f"enrollmentArgs[{index}]"
+        if not rule.commands or not rule.add:
+            raise ConfigError(f"{where}: give at least one of commands and of add")
+        for name, values in (("add", rule.add), ("unlessPresent", rule.unless_present)):
+            for position, arg in enumerate(values):
+                if not arg or any(c.isspace() or ord(c) < 32 for c in arg):
+                    raise ConfigError(
+                        f"{where}.{name}[{position}]: {arg!r} must be one argument "
+                        "without spaces or control characters"
+                    )
+
+
+def _check_datasets(source: EnrollmentSource) -> None:
+    """Project and dataset ids as BigQuery spells them, so a typo fails the start."""
+    if not _PROJECT.fullmatch(source.project):
+        raise ConfigError(f"enrollments.project: {source.project!r} is not a BigQuery project id")
+    if not _DATASET.fullmatch(source.dataset):
+        raise ConfigError(f"enrollments.dataset: {source.dataset!r} is not a BigQuery dataset id")
+    for index, text in enumerate(source.allowed_datasets):
+        project, dot, dataset = text.rpartition(".")
+        if not dot or not _PROJECT.fullmatch(project) or not _DATASET.fullmatch(dataset):
+            raise ConfigError(
+                f"enrollments.allowedDatasets[{index}]: {text!r} must be 'project.dataset'"
+            )
 
 
 def _check_kubernetes(kube: KubernetesConfig) -> None:
@@ -458,11 +541,26 @@ def _value(hint: Any, value: Any, path: str, base_dir: Path) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{path}: must be an integer, got {_kind(value)}")
         return value
+    if hint is datetime:
+        return _moment(value, path)
     if hint is str:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{path}: must be a non-empty string, got {_kind(value)}")
         return value
     raise ConfigError(f"{path}: unsupported setting type {hint!r}")  # pragma: no cover
+
+
+def _moment(value: Any, path: str) -> datetime:
+    """An RFC 3339 time with a zone (YAML may already have read it as a datetime)."""
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise ConfigError(f"{path}: must be an RFC 3339 time with a zone, got {_kind(value)}")
+    return moment.astimezone(UTC)
 
 
 def _variant(options: list[Any], value: Any, path: str, base_dir: Path) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from webhook.datasets import Dataset
 from webhook.pinning import Image, PinDigest, Refusal, parse_pin
 from webhook.resolver import Decision, ImageTarget, LookupFailed, Resolver
 from webhook.sources import ExperimentLister, PendingLister, SourceError
@@ -60,7 +61,9 @@ class _ListedClock:
         self.name = name
         self._times = times
 
-    def enrolled_at(self, slug: str) -> datetime | None:
+    def enrolled_at(
+        self, slug: str, dataset: Dataset, fresh_since: datetime | None = None
+    ) -> datetime | None:
         return self._times.get(slug)
 
 
@@ -79,7 +82,7 @@ def take_inventory(resolver: Resolver, lister: ExperimentLister) -> Inventory:
     now = resolver.now()
     listed: dict[str, tuple[datetime | None, str]] = {}
     try:
-        for row in lister.list_enrolled():
+        for row in lister.list_enrolled(resolver.datasets.default):
             listed.setdefault(row.slug, (row.enrolled_at, row.slug_source))
         if isinstance(lister, PendingLister):
             for slug in lister.list_not_enrolled():
@@ -120,6 +123,7 @@ def _decide_all(
         resolver.config_repos,
         resolver.overrides,
         now=lambda: now,
+        datasets=resolver.datasets,
     )
     return tuple(
         _place(snapshot, slug, when, slug_source, now)

@@ -57,6 +57,12 @@ CACHE_REQUESTS = Counter(
     "Cache lookups, by cache and result (hit or miss).",
     ["cache", "result"],
 )
+WORKFLOW_RECORDS = Counter(
+    "jetstream_pin_workflow_records",
+    "Decisions written onto Workflows, by result: written, conflict (another replica's "
+    "stood; this one's first pod ran its own), failed, too-large, dropped (queue full).",
+    ["result"],
+)
 OVERLOADED = Counter(
     "jetstream_pin_admissions_overloaded",
     "Reviews answered by the failure policy because no admission thread was free "

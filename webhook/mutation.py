@@ -28,6 +28,7 @@ ORIGINAL_IMAGE = "jetstream/original-image"
 ENROLLED_AT = "jetstream/enrolled-at"
 PIN_REASON = "jetstream/pin-reason"
 PIN_ERROR = "jetstream/pin-error"
+ADDED_ARGS = "jetstream/added-args"
 NOT_ENROLLED = "none"
 
 
@@ -110,8 +111,13 @@ def pin_pod(
     decision: Decision,
     env_names: Mapping[str, str],
     original: str | None = None,
+    added_args: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """A copy of `pod` running the decided images and config SHAs, annotated."""
+    """A copy of `pod` running the decided images and config SHAs, annotated.
+
+    `added_args`: arguments to append to a target's command line, by target path.
+    """
+    added_args = added_args or {}
     after = dict(pod)
     spec = after["spec"] = dict(after["spec"])
     for field in {t.field for t in facts.targets}:
@@ -125,11 +131,36 @@ def pin_pod(
         pinned.append(container["image"])
         for name, sha in decision.shas.items():
             _set_env(container, env_names[name], sha, target.path)
+        extra = added_args.get(target.path)
+        if extra:
+            _append_args(container, extra)
     notes = decision_annotations(
         decision, joined(pinned), original or joined([t.image for t in facts.targets])
     )
+    every_added = [arg for args in added_args.values() for arg in args]
+    if every_added:
+        notes[ADDED_ARGS] = " ".join(dict.fromkeys(every_added))
     _annotate(after, notes)
     return after
+
+
+def mark_command(pod: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    """A copy of `pod` unchanged but for the reason it is not pinned."""
+    after = dict(pod)
+    _annotate(after, {PIN_REASON: reason})
+    return after
+
+
+def _append_args(container: dict[str, Any], extra: Sequence[str]) -> None:
+    """Append to `args` when the container has them, else to `command` (a private copy).
+
+    A container with neither runs the image's entrypoint, so the arguments
+    become its `args`.
+    """
+    if container.get("args") is not None or container.get("command") is None:
+        container["args"] = [*(container.get("args") or []), *extra]
+    else:
+        container["command"] = [*container["command"], *extra]
 
 
 def mark_error(pod: Mapping[str, Any], message: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ class Reason(StrEnum):
     OVERRIDE = "override"
     NOT_ENROLLED = "not-enrolled"
     ALREADY_PINNED = "already-pinned"
+    NOT_PINNED_COMMAND = "not-pinned-command"
 
 
 class Refusal(Exception):
@@ -177,6 +178,12 @@ def candidates(images: Iterable[Image]) -> list[Image]:
 
 def _order(image: Image) -> tuple[datetime, str]:
     return (image.uploaded, image.digest)
+
+
+def uploaded_by(images: Sequence[Image], moment: datetime) -> Sequence[Image]:
+    """The history as it stood at `moment` (every image, if none is that old)."""
+    seen = [image for image in images if image.uploaded <= moment]
+    return seen if any(not image.index_child for image in seen) else images
 
 
 def newest_image(images: Iterable[Image]) -> ImageChoice:

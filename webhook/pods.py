@@ -337,10 +337,6 @@ def _experiments(
             seen.setdefault(Experiment(value, call.project, call.dataset), target.name)
     if not seen:
         return None, "", ()
-    slugs = list(dict.fromkeys(e.slug for e in seen))
-    if len(slugs) > 1:
-        names = ", ".join(describe_value(s, 40) for s in slugs[:3])
-        raise MalformedPod(f"the target containers name different experiment slugs: {names}")
     first, container_name = next(iter(seen.items()))
     origin = f"--experiment_slug in container {describe_value(container_name, 63)}"
     return first.slug, origin, tuple(seen)

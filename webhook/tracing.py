@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
+from webhook.datasets import Dataset
 from webhook.mutation import format_time
 from webhook.pinning import Image
 from webhook.resolver import ConfigRepo, ImageTarget, Resolver
@@ -70,10 +71,12 @@ class _Enrollments:
     def __init__(self, inner: EnrollmentClock, trace: Trace) -> None:
         self.inner, self.trace, self.name = inner, trace, inner.name
 
-    def enrolled_at(self, slug: str) -> datetime | None:
+    def enrolled_at(
+        self, slug: str, dataset: Dataset, fresh_since: datetime | None = None
+    ) -> datetime | None:
         return self.trace.record(
-            self.name, f"enrollment time of {slug}", lambda: self.inner.enrolled_at(slug),
-            _time_or_none,
+            self.name, f"enrollment time of {slug} in {dataset}",
+            lambda: self.inner.enrolled_at(slug, dataset, fresh_since), _time_or_none,
         )  # fmt: skip
 
 
@@ -104,10 +107,10 @@ class _Overrides:
             lambda: self.inner.workflow_pin(namespace, workflow), _pin,
         )  # fmt: skip
 
-    def slug_pin(self, slug: str) -> str | None:
+    def slug_pin(self, slug: str, fresh_since: datetime | None = None) -> str | None:
         return self.trace.record(
-            self.name, f"override entry for {slug}", lambda: self.inner.slug_pin(slug),
-            _pin,
+            self.name, f"override entry for {slug}",
+            lambda: self.inner.slug_pin(slug, fresh_since), _pin,
         )  # fmt: skip
 
 
@@ -125,5 +128,6 @@ def traced(resolver: Resolver) -> tuple[Resolver, Trace]:
         repos,
         _Overrides(resolver.overrides, trace),
         resolver.now,
+        resolver.datasets,
     )
     return copy, trace

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -20,6 +21,7 @@ from flask import Flask
 from webhook.admin import admin_blueprint
 from webhook.admission import Admitter, DecisionHook
 from webhook.app import Listeners, create_app
+from webhook.commands import ArgsRule
 from webhook.config import (
     ArtifactRegistrySource,
     Config,
@@ -29,6 +31,7 @@ from webhook.config import (
     GithubSource,
     ImageConfig,
     OciSource,
+    StaticEnrollmentSource,
     StaticSource,
 )
 from webhook.deadline import LookupPool
@@ -46,7 +49,12 @@ from webhook.sources import (
 )
 from webhook.sources.artifactregistry import ArtifactRegistryImages
 from webhook.sources.bigquery import BigQueryEnrollments
-from webhook.sources.cached import CachedConfigHistory, CachedEnrollments, CachedImageHistory
+from webhook.sources.cached import (
+    CachedConfigHistory,
+    CachedEnrollments,
+    CachedImageHistory,
+    CachedWorkflows,
+)
 from webhook.sources.dockerauth import AuthFileError, read_auth_file
 from webhook.sources.endpoints import check_endpoint, registry_host
 from webhook.sources.gcr import GcrImages
@@ -85,8 +93,8 @@ class SplitOverrides:
     def workflow_pin(self, namespace: str, workflow: str) -> str | None:
         return self.workflows.workflow_pin(namespace, workflow)
 
-    def slug_pin(self, slug: str) -> str | None:
-        return self.slugs.slug_pin(slug)
+    def slug_pin(self, slug: str, fresh_since: datetime | None = None) -> str | None:
+        return self.slugs.slug_pin(slug, fresh_since)
 
 
 def _netloc(endpoint: str | None) -> list[str]:
@@ -129,7 +137,7 @@ class Wiring:
     def enrollment_source(self) -> EnrollmentClock:
         """The configured clock itself (one client, shared by the webhook and the report)."""
         source = self.config.enrollments
-        if isinstance(source, StaticSource):
+        if isinstance(source, StaticEnrollmentSource):
             return StaticEnrollments(self.static_data)
         check_endpoint(source.endpoint, "enrollments.endpoint")
         return BigQueryEnrollments(source)
@@ -265,7 +273,10 @@ class Wiring:
         prefetch = self.config.cache.prefetch_enrollments and isinstance(
             self.enrollment_source, BigQueryEnrollments
         )
-        return CachedEnrollments(clock, self.config.cache, clock if prefetch else None)
+        policy = self.config.enrollments.dataset_policy()
+        return CachedEnrollments(
+            clock, self.config.cache, clock if prefetch else None, policy.allowed
+        )
 
     @cached_property
     def resolver(self) -> Resolver:
@@ -283,7 +294,30 @@ class Wiring:
             )
             for r in self.config.config_repos
         ]
-        return Resolver(images, self.cached_enrollments, repos, self.overrides())
+        return Resolver(
+            images,
+            self.cached_enrollments,
+            repos,
+            self.overrides(),
+            datasets=self.config.enrollments.dataset_policy(),
+            workflows=self.workflow_decisions,
+            always_read_enrollment=bool(self.config.enrollment_args),
+        )
+
+    @cached_property
+    def workflow_decisions(self) -> CachedWorkflows | None:
+        """Each Workflow's decisions, on the Workflow itself (needs the Kubernetes API)."""
+        kube = self.config.kubernetes
+        if kube is None or not kube.workflow_decisions or self.kube_api is None:
+            return None
+        from webhook.kube.workflows import KubeWorkflows
+
+        return CachedWorkflows(
+            KubeWorkflows(self.kube_api, timeout=kube.timeout_seconds),
+            kube.cache_seconds,
+            self.config.cache.max_entries,
+            linger=kube.decision_write_delay_seconds,
+        )
 
     def start_background(self) -> None:
         """Keep image histories, the enrollment listing and git mirrors warm (after forking)."""
@@ -305,9 +339,7 @@ class Wiring:
         if self.draining():
             return False, "draining: shutting down"
         cold = [h.name for h in self.cached_images if not h.history.warm]
-        listing = self.cached_enrollments.listing
-        if listing is not None and not listing.warm:
-            cold.append(f"{self.cached_enrollments.name} listing")
+        cold += self.cached_enrollments.cold_listings
         if not cold:
             return True, "ready"
         if time.monotonic() - self._started > WARMUP_GRACE_SECONDS:
@@ -327,7 +359,21 @@ class Wiring:
             lookups=LookupPool(max(32, 2 * self.config.server.threads)),
             inline_first=True,  # every source below is behind a cache (cached_images etc.)
             limits=PodLimits(**dataclasses.asdict(self.config.pod_limits)),
+            pinned_commands=self.config.pinned_commands,
+            args_rules=self.args_rules,
         )
+
+    @cached_property
+    def args_rules(self) -> list[ArgsRule]:
+        return [
+            ArgsRule(
+                frozenset(rule.commands),
+                rule.enrolled_at_or_before,
+                rule.add,
+                frozenset(rule.unless_present),
+            )
+            for rule in self.config.enrollment_args
+        ]
 
     def inventory(self) -> Inventory:
         return take_inventory(self.resolver, self.experiments)
@@ -355,10 +401,7 @@ class Wiring:
 
     def listing_ages(self) -> dict[str, float]:
         """Seconds since the enrolled experiments were listed (when they are, and warm)."""
-        listing = self.cached_enrollments.listing
-        if listing is None or not listing.warm:
-            return {}
-        return {self.cached_enrollments.name: listing.age}
+        return self.cached_enrollments.listing_ages()
 
     def app(self) -> Flask:
         server = self.config.server

@@ -452,10 +452,14 @@ def test_rbac_is_minimal() -> None:
     assert rules(objects, hooks=False) == sorted(
         [
             ("Role", "argo", "", "events", (), ("create",)),
-            ("Role", "argo", "argoproj.io", "workflows", (), ("get",)),
+            ("Role", "argo", "argoproj.io", "workflows", (), ("get", "patch")),
             ("Role", NAMESPACE, "", "configmaps", (f"{FULLNAME}-overrides",), ("get",)),
             *renewal,
         ]
+    )
+    labels_only = render("kubernetes.workflowDecisions=false")  # reading needs no patch
+    assert ("Role", "argo", "argoproj.io", "workflows", (), ("get",)) in rules(
+        labels_only, hooks=False
     )
     assert rules(objects, hooks=True) == sorted(
         [
@@ -473,7 +477,7 @@ def test_rbac_is_minimal() -> None:
     everywhere = render("webhook.namespaces=null", "kubernetes.events=false")
     assert rules(everywhere, hooks=False) == sorted(
         [
-            ("ClusterRole", None, "argoproj.io", "workflows", (), ("get",)),
+            ("ClusterRole", None, "argoproj.io", "workflows", (), ("get", "patch")),
             ("Role", NAMESPACE, "", "configmaps", (f"{FULLNAME}-overrides",), ("get",)),
             *renewal,
         ]

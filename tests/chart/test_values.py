@@ -18,7 +18,7 @@ import yaml
 
 from tests.chart.test_chart import CHART, FULLNAME, NAMESPACE, RELEASE, one, render, run_helm
 from webhook import config as webhook_config
-from webhook.config import BigQuerySource, StaticSource, parse_config
+from webhook.config import BigQuerySource, StaticEnrollmentSource, parse_config
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 STATIC_DATA = {"enrollments": {"my-experiment": "2024-01-01T00:00:00Z"}}
@@ -137,7 +137,7 @@ def test_switching_the_enrollment_source_inherits_nothing() -> None:
         "bigquery", "moz-fx-data-experiments", "mozanalysis"
     )
     switched = render("config.enrollments.type=static", values={"staticData": STATIC_DATA})
-    assert webhook_config_of(switched).enrollments == StaticSource("static")
+    assert webhook_config_of(switched).enrollments == StaticEnrollmentSource("static")
 
 
 def test_event_queue_size_reaches_the_webhook() -> None:

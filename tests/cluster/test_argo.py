@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client as k8s
 
 from tests.bigquery_standin import FakeBigQuery, bigquery_source, running_bigquery
 from tests.builders import EXAMPLES, JETSTREAM, utc
@@ -218,6 +219,56 @@ def test_backend_outage_delays_the_analysis_instead_of_failing_it(
     assert "ServiceUnavailable" in line or "503" in line or "denied the request" in line
 
 
+def _fail(plane: ControlPlane, namespace: str, pod: dict[str, Any]) -> None:
+    """What a kubelet reports when the analysis exits 1 (none runs here)."""
+    name = pod["metadata"]["name"]
+    with plane.api() as api:
+        k8s.CoreV1Api(api).patch_namespaced_pod_status(
+            name,
+            namespace,
+            {"status": {"phase": "Failed", "message": "the analysis exited 1"}},
+        )
+
+
+def test_a_touched_experiment_moves_in_the_next_workflow_only(
+    deploy: Deploy, controller: StartController
+) -> None:
+    """`jetstream rerun` moves the label and submits: that Workflow's pods run the new
+    tooling; the older Workflow's retried pod keeps the tooling it started with."""
+    with running_bigquery() as bigquery:
+        assert bigquery.stand_in is not None
+        slug = "touched-experiment"
+        enrolled = utc("2024-05-30T02:00:00Z")
+        bigquery.add("enrollments_touched_experiment", enrolled, int(enrolled.timestamp()))
+        deployment = deploy(
+            "argo-touched",
+            enrollments=bigquery_source(bigquery.stand_in.url, timeout=2),
+            cache={"prefetchEnrollments": True, "enrollmentListRefreshSeconds": 3600},
+        )
+        controller(deployment.namespace)
+        plane, namespace = deployment.plane, deployment.namespace
+        experiments = [{"slug": slug, "dates": ["2024-06-03"]}]
+        old = argo.submit(plane, namespace, jetstream_workflow(experiments))
+        [first] = argo.wait_for_pods(plane, namespace, old, 1)
+        assert container(first, "main")["image"] == f"{JETSTREAM}@{ROLLOUT_IMAGE}"
+        assert metric_hub_sha(first) == [ROLLOUT_SHA]
+
+        bigquery.tables["enrollments_touched_experiment"]["labels"] = {
+            "last_updated": str(int(time.time()))
+        }
+        rerun = argo.submit(plane, namespace, jetstream_workflow(experiments))
+        [moved] = argo.wait_for_pods(plane, namespace, rerun, 1)
+        assert container(moved, "main")["image"] == f"{JETSTREAM}@{LATEST_IMAGE}"
+        assert metric_hub_sha(moved) == [NEWEST_SHA]
+
+        _fail(plane, namespace, first)  # Argo retries it (retryStrategy: Always)
+        pods = argo.wait_for_pods(plane, namespace, old, 2, timeout=120)
+        [retried] = [p for p in pods if p["metadata"]["name"] != first["metadata"]["name"]]
+        assert container(retried, "main")["image"] == f"{JETSTREAM}@{ROLLOUT_IMAGE}"
+        assert metric_hub_sha(retried) == [ROLLOUT_SHA]
+        assert retried["metadata"]["annotations"]["jetstream/pin-reason"] == "enrollment"
+
+
 def _transient_errors(controller: argo.Controller, workflow: str) -> list[str]:
     lines = []
     for line in controller.log().splitlines():
@@ -347,12 +398,22 @@ def test_burst_of_200_experiments(
     experiments = [{"slug": f"burst-{n:03d}", "dates": ["2024-06-03"]} for n in range(BURST)]
     workflow = jetstream_workflow(experiments)
     workflow["spec"].pop("parallelism")
-    gets_before = many_enrolled.gets()
+    gets_before, lists_before = many_enrolled.gets(), many_enrolled.lists()
     unpinned, _ = _time_to_pods(plane, bare, workflow)
     pinned, pods = _time_to_pods(plane, deployment.namespace, workflow)
     assert len(pods) == BURST
     assert all(container(pod, "main")["image"] == f"{JETSTREAM}@{ROLLOUT_IMAGE}" for pod in pods)
     assert many_enrolled.gets() == gets_before, "the prefetch answers every slug"
+    # One listing begun after the Workflow's creation serves all 200 first decisions
+    # (two when the background refresh happened to run at that moment).
+    assert many_enrolled.lists() - lists_before <= 2
+    name = pods[0]["metadata"]["labels"]["workflows.argoproj.io/workflow"]
+
+    def recorded() -> int:
+        notes = argo.workflow(plane, deployment.namespace, name)["metadata"].get("annotations")
+        return sum(key.startswith("jetstream/decision-") for key in notes or {})
+
+    plane.wait_for(lambda: recorded() == BURST, timeout=30, what=f"{BURST} decisions recorded")
     print(
         f"\n{BURST} pods: {pinned:.1f} s with the webhook, {unpinned:.1f} s without "
         f"(ratio {pinned / unpinned:.2f}); BigQuery tables.get calls: "

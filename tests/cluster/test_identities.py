@@ -86,7 +86,7 @@ def test_webhook_identity_may_do_nothing_more(deploy: Deploy) -> None:
     nobody = plane.kubeconfig_for(deployment.namespace, "default")
     baseline = can_i(plane, nobody, deployment.namespace)
     assert can_i(plane, webhook, deployment.namespace) - baseline == {
-        ("workflows.argoproj.io", "[]", "[get]"),
+        ("workflows.argoproj.io", "[]", "[get patch]"),  # patch: recording decisions
         ("events", "[]", "[create]"),
     }
     assert can_i(plane, webhook, RELEASE_NAMESPACE) - baseline == {

@@ -9,6 +9,7 @@ message, `Warning:` lines, the stored pod, kubectl's output.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +106,40 @@ def test_only_unpinned_experiment_pods_are_refused(
         assert "not a digest" not in answer.message
 
 
+@pytest.mark.parametrize(
+    ("argv", "analysis"),
+    [
+        (["jetstream", "rerun", "--experiment_slug=orchestrated"], False),
+        (["sh", "-c", "jetstream --log_to_bigquery rerun-skip --experiment_slug=s"], False),
+        (["/usr/local/bin/jetstream", "run-argo", "--experiment-slug", "s"], False),
+        (["jetstream", "--log_project_id", "p", "run", "--experiment_slug=s"], True),
+        (
+            ["jetstream", "--log-source", "x", "export-statistics-to-json", "--experiment_slug=s"],
+            True,
+        ),
+        (["jetstream", "--debug", "--experiment-slug=s"], True),  # none: pinned, to be safe
+        (["python", "analyse.py", "--experiment_slug=s"], True),
+    ],
+    ids=["rerun", "sh -c rerun-skip", "run-argo", "group option run", "export", "none", "other"],
+)
+def test_only_analysis_commands_must_be_pinned(
+    guarded: Guarded, argv: list[str], analysis: bool
+) -> None:
+    """Jetstream's orchestration commands run unpinned by design; the policy reads the
+    subcommand as the webhook does (webhook/commands.py)."""
+    answer = guarded.create(_flag_pod(argv))
+    assert answer.status == (403 if analysis else 201), answer.message
+
+
+def test_no_command_runs_the_entrypoint_jetstream(guarded: Guarded) -> None:
+    pod = argo_pod(None)
+    del pod["spec"]["containers"][1]["command"]
+    pod["spec"]["containers"][1]["args"] = ["rerun", "--experiment_slug=s"]
+    assert guarded.create(copy.deepcopy(pod)).status == 201
+    pod["spec"]["containers"][1]["args"] = ["run", "--experiment_slug=s"]
+    assert guarded.create(copy.deepcopy(pod)).status == 403
+
+
 def _flag_pod(argv: list[str], labels: dict[str, str] | None = None) -> dict[str, Any]:
     pod = argo_pod(None, labels=labels)
     pod["spec"]["containers"][1]["command"] = argv
@@ -115,7 +150,14 @@ def _init_target_pod() -> dict[str, Any]:
     """The target is an initContainer; the main container is not Jetstream's."""
     pod = argo_pod(None, image_ref="busybox:1.36")
     pod["spec"]["initContainers"].append(
-        container("prepare", f"{JETSTREAM}:v1", "jetstream", "--experiment-slug", "init-slug")
+        container(
+            "prepare",
+            f"{JETSTREAM}:v1",
+            "jetstream",
+            "ensure-enrollments",
+            "--experiment-slug",
+            "init-slug",
+        )
     )
     return pod
 

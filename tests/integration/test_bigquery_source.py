@@ -11,6 +11,7 @@ from tests.bigquery_standin import FakeBigQuery, running_bigquery
 from tests.builders import utc
 from tests.standins import Reply, json_reply
 from webhook.config import BigQuerySource
+from webhook.datasets import Dataset
 from webhook.sources import SourceError
 from webhook.sources.bigquery import BigQueryEnrollments
 
@@ -29,6 +30,9 @@ def bigquery() -> Iterator[FakeBigQuery]:
         yield fake
 
 
+MOZANALYSIS = Dataset("moz-fx-data-experiments", "mozanalysis")
+
+
 def source(
     url: str, timeout: float = 2.0, project: str = "moz-fx-data-experiments"
 ) -> BigQueryEnrollments:
@@ -40,10 +44,10 @@ def source(
 def test_creation_time_label_and_not_found(bigquery: FakeBigQuery) -> None:
     assert bigquery.stand_in is not None
     clock = source(bigquery.stand_in.url)
-    assert clock.enrolled_at("my-experiment") == utc("2023-01-01T00:00:00Z")
-    assert clock.enrolled_at("my_experiment") == utc("2023-01-01T00:00:00Z")
-    assert clock.enrolled_at("rerun.skipped") == utc("2023-11-14T22:13:20Z")
-    assert clock.enrolled_at("never-enrolled") is None
+    assert clock.enrolled_at("my-experiment", MOZANALYSIS) == utc("2023-01-01T00:00:00Z")
+    assert clock.enrolled_at("my_experiment", MOZANALYSIS) == utc("2023-01-01T00:00:00Z")
+    assert clock.enrolled_at("rerun.skipped", MOZANALYSIS) == utc("2023-11-14T22:13:20Z")
+    assert clock.enrolled_at("never-enrolled", MOZANALYSIS) is None
     paths = [r.path for r in bigquery.stand_in.calls()]
     assert paths[0].endswith(
         "/projects/moz-fx-data-experiments/datasets/mozanalysis/tables/enrollments_my_experiment"
@@ -56,7 +60,7 @@ def test_listing_pages_through_every_enrollments_table(bigquery: FakeBigQuery) -
     for day in range(1, 8):
         bigquery.add(f"enrollments_exp_{day}", utc(f"2024-01-0{day}T00:00:00Z"))
     bigquery.page_size = 3
-    listed = source(bigquery.stand_in.url).list_enrolled()
+    listed = source(bigquery.stand_in.url).list_enrolled(MOZANALYSIS)
     assert bigquery.lists() == 4  # 10 tables, 3 per page
     assert sorted(e.slug for e in listed) == sorted(
         ["my_experiment", "rerun_skipped", *(f"exp_{d}" for d in range(1, 8))]
@@ -69,7 +73,7 @@ def test_listing_pages_through_every_enrollments_table(bigquery: FakeBigQuery) -
 def test_missing_dataset(bigquery: FakeBigQuery) -> None:
     assert bigquery.stand_in is not None
     with pytest.raises(SourceError, match=r"dataset nope\.mozanalysis not found"):
-        source(bigquery.stand_in.url, project="nope").list_enrolled()
+        source(bigquery.stand_in.url).list_enrolled(Dataset("nope", "mozanalysis"))
 
 
 @pytest.mark.parametrize(
@@ -114,8 +118,8 @@ def test_faults_are_source_errors(bigquery: FakeBigQuery, reply: Reply, cause: s
     assert bigquery.stand_in is not None
     bigquery.stand_in.fault = reply
     with pytest.raises(SourceError, match=cause) as caught:
-        source(bigquery.stand_in.url, timeout=0.5).enrolled_at("my-experiment")
-    assert caught.value.source == "bigquery moz-fx-data-experiments.mozanalysis"
+        source(bigquery.stand_in.url, timeout=0.5).enrolled_at("my-experiment", MOZANALYSIS)
+    assert caught.value.source == "bigquery"
 
 
 def test_connection_refused() -> None:
@@ -123,4 +127,4 @@ def test_connection_refused() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(SourceError, match="cannot connect"):
-        source(f"http://127.0.0.1:{port}").enrolled_at("my-experiment")
+        source(f"http://127.0.0.1:{port}").enrolled_at("my-experiment", MOZANALYSIS)

@@ -36,8 +36,8 @@ def test_explain_shows_the_bigquery_answer(
     assert report["enrolledAt"] == "2024-05-30T02:00:00Z"
     (answer,) = [a for a in report["sources"] if a["source"].startswith("bigquery")]
     assert answer == {
-        "source": "bigquery moz-fx-data-experiments.mozanalysis",
-        "question": "enrollment time of live-one",
+        "source": "bigquery",
+        "question": "enrollment time of live-one in moz-fx-data-experiments.mozanalysis",
         "answer": "2024-05-30T02:00:00Z",
         "ms": answer["ms"],
     }
@@ -52,6 +52,6 @@ def test_explain_names_the_failing_source(
         config = config_file(tmp_path, bigquery.stand_in.url)
         assert main(["explain", "--config", config, "--slug", "live-one"]) == 2
     err = capsys.readouterr().err
-    assert "bigquery moz-fx-data-experiments.mozanalysis: enrollment time of live-one" in err
-    assert "FAILED: bigquery moz-fx-data-experiments.mozanalysis: tables.get" in err
+    assert "bigquery: enrollment time of live-one in moz-fx-data-experiments.mozanalysis" in err
+    assert "FAILED: bigquery: tables.get" in err
     assert "HTTP 503" in err

@@ -88,7 +88,7 @@ def _bigquery_route() -> Any:
 
 
 KINDS = {
-    "bigquery": Kind(_bigquery_route, _bigquery, "bigquery moz-fx-data-experiments.mozanalysis"),
+    "bigquery": Kind(_bigquery_route, _bigquery, "bigquery"),
     "artifactregistry": Kind(lambda: SimpleArtifactRegistry().route, _artifactregistry,
                              "artifactregistry"),
     "oci": Kind(_registry, _oci, "oci"),

@@ -232,14 +232,20 @@ def _check_review_answer(server: Server, review: dict[str, Any]) -> dict[str, An
 
 
 def test_thousands_of_containers(server: Server) -> None:
+    """Beyond podLimits.containers a pod is refused at once; within it, pinned as ever."""
     pod = argo_pod("my-experiment")
     sidecars = [{"name": f"side-{i}", "image": "busybox"} for i in range(3000)]
     pod["spec"]["containers"] = sidecars + pod["spec"]["containers"]
-    review = review_of(pod)
-    body = _check_review_answer(server, review)
-    after = apply_response(pod, body)
-    assert after["spec"]["containers"][:3000] == sidecars
-    assert after["spec"]["containers"][3001]["image"].startswith(f"{JETSTREAM}@sha256:")
+    body = _check_review_answer(server, review_of(pod))
+    assert body["response"]["allowed"] is False
+    status = body["response"]["status"]
+    assert status["code"] == 400
+    assert "3003 containers and initContainers" in status["message"]
+    assert "podLimits.containers" in status["message"]
+    pod["spec"]["containers"] = sidecars[:250] + pod["spec"]["containers"][3000:]
+    after = apply_response(pod, _check_review_answer(server, review_of(pod)))
+    assert after["spec"]["containers"][:250] == sidecars[:250]
+    assert after["spec"]["containers"][251]["image"].startswith(f"{JETSTREAM}@sha256:")
 
 
 def test_huge_strings_and_unicode_labels(server: Server) -> None:

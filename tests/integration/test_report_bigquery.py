@@ -44,7 +44,7 @@ def test_report_from_a_paged_bigquery_listing(
         text = capsys.readouterr().out
         assert bigquery.lists() == 4, "two pages per listing, one listing per command"
         assert bigquery.gets() == 0, "no per-slug lookups"
-    assert document["enrollmentsSource"] == "bigquery moz-fx-data-experiments.mozanalysis"
+    assert document["enrollmentsSource"] == "bigquery"
     (repo,) = document["repositories"]
     groups = {v["digest"]: [e["slug"] for e in v["experiments"]] for v in repo["versions"]}
     assert groups[BREAKING] == ["my_experiment"]

@@ -31,7 +31,7 @@ FAULTS = [
     Reply(200, b"<html>", {"Content-Type": "text/html"}),
     json_reply({"error": {"code": 403}}, 403),
 ]
-SOURCE = "bigquery moz-fx-data-experiments.mozanalysis"
+SOURCE = "bigquery"
 
 
 def _config(workdir: Path, url: str, on_error: str) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from webhook.argv import Invocation, read_invocation
@@ -44,6 +46,9 @@ EMISSARY = ["/var/run/argo/argoexec", "emissary", "--loglevel", "info", "--"]
         (["/usr/local/bin/jetstream", "run-argo"], None, ("run-argo", (), None, None)),
         (["python", "-m", "jetstream", "preview"], None, ("preview", (), None, None)),
         (["jetstream"], None, (None, (), None, None)),
+        # a subcommand's option misplaced before it is read as a flag (click would
+        # refuse the line; the admission policy reads it alike)
+        (["jetstream", "--dataset_id", "d", "run"], None, ("d", (), None, "d")),
         (["jetstream", "--debug"], None, (None, (), None, None)),
         (["other-program", "--experiment_slug=abc"], None, (None, ("abc",), None, None)),
         # repeatable slugs, in order
@@ -97,7 +102,15 @@ def test_read_invocation(
     ],
 )
 def test_shell_strings_are_read_and_marked(argv: list[str], expected: Invocation) -> None:
-    assert read_invocation(argv, None) == expected
+    call = read_invocation(argv, None)
+    assert dataclasses.replace(call, flags=frozenset()) == expected
+
+
+def test_every_option_name_is_known() -> None:
+    call = read_invocation(
+        ["jetstream", "run", "--date=x", "--no-discrete-metrics", "-v", "y"], None
+    )
+    assert call.flags == {"--date", "--no-discrete-metrics"}
 
 
 def test_command_and_args_are_one_line() -> None:

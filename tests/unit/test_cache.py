@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -13,6 +13,7 @@ from tests.builders import utc
 from tests.fakes import FakeCommits, FakeEnrollments, FakeImages
 from webhook.cache import Refreshing, TtlCache
 from webhook.config import CacheConfig
+from webhook.datasets import Dataset
 from webhook.sources import EnrolledExperiment, SourceError
 from webhook.sources.cached import CachedConfigHistory, CachedEnrollments, CachedImageHistory
 
@@ -151,37 +152,141 @@ def test_cached_image_history_lists_once() -> None:
     assert cached.name == images.name
 
 
-def test_cached_enrollments_per_slug_and_not_enrolled() -> None:
+MOZANALYSIS = Dataset("moz-fx-data-experiments", "mozanalysis")
+STAGING = Dataset("moz-fx-data-experiments", "mozanalysis_staging")
+
+
+class WallClock:
+    """A wall clock a test moves by hand."""
+
+    def __init__(self, start: str = "2024-06-01T00:00:00Z") -> None:
+        self.now = utc(start)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def test_cached_enrollments_per_dataset_slug_and_not_enrolled() -> None:
     clock = FakeEnrollments()
     cached = CachedEnrollments(clock, CONFIG)
     for _ in range(5):
-        cached.enrolled_at("my-experiment")
-        cached.enrolled_at("never-enrolled")
-    assert clock.calls == 2
+        cached.enrolled_at("my-experiment", MOZANALYSIS)
+        cached.enrolled_at("never-enrolled", MOZANALYSIS)
+        cached.enrolled_at("my-experiment", STAGING)
+    assert clock.calls == 3
+    assert {(slug, dataset) for slug, dataset, _ in clock.asked} == {
+        ("my-experiment", MOZANALYSIS),
+        ("never-enrolled", MOZANALYSIS),
+        ("my-experiment", STAGING),
+    }
 
 
 class Lister:
     name = "lister"
 
-    def __init__(self) -> None:
-        self.calls = 0
+    def __init__(self, wall: WallClock | None = None) -> None:
+        self.calls: list[Dataset] = []
+        self.wall = wall
+        self.rows = [EnrolledExperiment("my_experiment", utc("2023-02-01T00:00:00Z"), "table-name")]
 
-    def list_enrolled(self) -> list[EnrolledExperiment]:
-        self.calls += 1
-        return [EnrolledExperiment("my_experiment", utc("2023-02-01T00:00:00Z"), "table-name")]
+    def list_enrolled(self, dataset: Dataset) -> list[EnrolledExperiment]:
+        self.calls.append(dataset)
+        if self.wall is not None:
+            self.wall.advance(1)  # a listing takes time
+        return list(self.rows)
 
 
 def test_prefetched_listing_answers_without_per_slug_calls() -> None:
     clock = FakeEnrollments()
     lister = Lister()
-    cached = CachedEnrollments(clock, CONFIG, lister)
-    assert cached.listing is not None
-    cached.listing.refresh()
-    assert cached.enrolled_at("my-experiment") == utc("2023-02-01T00:00:00Z")
+    cached = CachedEnrollments(clock, CONFIG, lister, [MOZANALYSIS, STAGING])
+    cached.listings[MOZANALYSIS].refresh()
+    assert cached.enrolled_at("my-experiment", MOZANALYSIS) == utc("2023-02-01T00:00:00Z")
     assert clock.calls == 0
-    assert cached.enrolled_at("late-experiment") == utc("2024-03-01T00:00:00Z")
+    assert cached.enrolled_at("late-experiment", MOZANALYSIS) == utc("2024-03-01T00:00:00Z")
     assert clock.calls == 1  # a table newer than the listing: asked for directly
-    assert lister.calls == 1
+    assert lister.calls == [MOZANALYSIS]
+    assert cached.cold_listings == [f"{clock.name} listing of {STAGING}"]
+
+
+def test_a_fresh_answer_needs_a_listing_begun_after_the_moment() -> None:
+    """A rerun moves the table's label just before it submits: older listings are stale."""
+    wall = WallClock()
+    clock = FakeEnrollments()
+    lister = Lister(wall)
+    cached = CachedEnrollments(clock, CONFIG, lister, [MOZANALYSIS], wall=wall)
+    cached.listings[MOZANALYSIS].refresh()  # begun at 00:00:00
+    submitted = wall.now + timedelta(seconds=30)
+    wall.advance(60)
+    lister.rows = [EnrolledExperiment("my_experiment", utc("2024-06-01T00:00:20Z"), "table-name")]
+    assert cached.enrolled_at("my-experiment", MOZANALYSIS, submitted) == utc(
+        "2024-06-01T00:00:20Z"
+    )
+    assert len(lister.calls) == 2
+    # every other experiment of that Workflow: the same listing, no call of its own
+    assert cached.enrolled_at("late-experiment", MOZANALYSIS, submitted) is None
+    assert len(lister.calls) == 2
+    assert clock.calls == 0
+
+
+def test_a_fresh_answer_without_a_listing_reads_the_table_again() -> None:
+    wall = WallClock()
+    clock = FakeEnrollments()
+    cached = CachedEnrollments(clock, CONFIG, wall=wall)
+    cached.enrolled_at("my-experiment", MOZANALYSIS)
+    wall.advance(10)
+    created = wall.now
+    cached.enrolled_at("my-experiment", MOZANALYSIS, created - timedelta(seconds=20))
+    assert clock.calls == 1  # read after that moment already
+    cached.enrolled_at("my-experiment", MOZANALYSIS, created)
+    cached.enrolled_at("my-experiment", MOZANALYSIS, created)
+    assert clock.calls == 2  # read again once, then that read serves
+
+
+def test_a_moment_ahead_of_this_clock_is_capped_at_the_call() -> None:
+    """A Workflow created 'in the future' (clock skew) must not make every read stale."""
+    wall = WallClock()
+    clock = FakeEnrollments()
+    cached = CachedEnrollments(clock, CONFIG, wall=wall)
+    ahead = wall.now + timedelta(minutes=5)
+    for _ in range(3):
+        cached.enrolled_at("my-experiment", MOZANALYSIS, ahead)
+    assert clock.calls == 1
+
+
+def test_a_joined_load_that_began_too_early_is_loaded_again() -> None:
+    wall = WallClock()
+    cache = TtlCache[str, datetime](lambda _: 60.0, 10)
+    started = threading.Event()
+    release = threading.Event()
+    loads: list[datetime] = []
+
+    def slow() -> datetime:
+        began = wall.now  # the value is the moment its load began
+        loads.append(began)
+        if len(loads) == 1:
+            started.set()
+            release.wait(5)
+        return began
+
+    early = threading.Thread(target=lambda: cache.get("k", slow))
+    early.start()
+    assert started.wait(5)
+    wall.advance(5)
+    wanted = wall.now
+    late: list[datetime] = []
+    joiner = threading.Thread(
+        target=lambda: late.append(cache.get("k", slow, lambda v: v >= wanted))
+    )
+    joiner.start()
+    release.set()
+    early.join(5)
+    joiner.join(5)
+    assert late == [wanted]
+    assert len(loads) == 2
 
 
 def test_cached_config_history_by_time_and_tip() -> None:

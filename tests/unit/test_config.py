@@ -17,10 +17,11 @@ from webhook.config import (
     GithubSource,
     GitSource,
     KubernetesConfig,
-    StaticSource,
+    StaticEnrollmentSource,
     load_config,
     parse_config,
 )
+from webhook.datasets import Dataset
 
 BASE: dict[str, Any] = {
     "images": [
@@ -47,13 +48,22 @@ def test_defaults() -> None:
     assert (config.mode, config.on_error, config.server.port) == ("enforce", "deny", 8443)
     assert config.server.admin_port == 8444
     assert config.static == Path("/etc/jp/data.yaml")
-    assert isinstance(config.enrollments, StaticSource)
+    assert isinstance(config.enrollments, StaticEnrollmentSource)
+    assert config.pinned_commands == (
+        "run",
+        "ensure-enrollments",
+        "export-statistics-to-json",
+        "export-metadata-to-json",
+    )
+    assert config.enrollment_args == ()
+    policy = config.enrollments.dataset_policy()
+    assert policy.allowed == {Dataset("moz-fx-data-experiments", "mozanalysis")}
 
 
 def test_production_shapes_parse() -> None:
     data = copy.deepcopy(BASE)
     data["enrollments"] = {
-        "type": "bigquery", "project": "p", "dataset": "d", "credentials": "anonymous",
+        "type": "bigquery", "project": "my-project", "dataset": "d", "credentials": "anonymous",
         "endpoint": "http://127.0.0.1:9", "timeoutSeconds": 1.5,
     }  # fmt: skip
     data["configRepos"][0]["history"] = {
@@ -63,7 +73,7 @@ def test_production_shapes_parse() -> None:
     }
     config = parse_config(data, Path("/"))
     assert config.enrollments == BigQuerySource(
-        "bigquery", "p", "d", "anonymous", "http://127.0.0.1:9", 1.5
+        "bigquery", "my-project", "d", "anonymous", "http://127.0.0.1:9", 1.5
     )
     history = config.config_repos[0].history
     assert isinstance(history, GithubSource)
@@ -164,7 +174,12 @@ def test_kubernetes_section() -> None:
 
 def test_timeout_must_be_positive() -> None:
     data = copy.deepcopy(BASE)
-    data["enrollments"] = {"type": "bigquery", "project": "p", "dataset": "d", "timeoutSeconds": 0}
+    data["enrollments"] = {
+        "type": "bigquery",
+        "project": "my-project",
+        "dataset": "d",
+        "timeoutSeconds": 0,
+    }
     with pytest.raises(ConfigError, match=r"enrollments\.timeoutSeconds: must be a positive"):
         parse_config(data, Path("/"))
 

@@ -111,13 +111,18 @@ def test_digest_image_is_pinned() -> None:
     assert target.pinned
 
 
-def test_conflicting_slugs_are_refused() -> None:
+def test_every_named_experiment_is_read_in_order() -> None:
     pod = argo_pod("one")
     pod["spec"]["containers"].append(
-        container("two", JETSTREAM, "jetstream", "--experiment_slug=two")
+        container("two", JETSTREAM, "jetstream", "--experiment_slug=two", "--experiment_slug=one")
     )
-    with pytest.raises(MalformedPod, match="different experiment slugs"):
-        read_pod(pod, REPOS, "argo")
+    facts = read_pod(pod, REPOS, "argo")
+    assert facts.slug == "one"
+    assert [(e.slug, e.dataset) for e in facts.experiments] == [
+        ("one", "mozanalysis"),
+        ("two", None),
+        ("one", None),
+    ]
 
 
 def test_namespace_falls_back_to_the_request() -> None:

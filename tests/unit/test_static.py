@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tests.builders import EXAMPLES, JETSTREAM, utc
+from webhook.datasets import Dataset
 from webhook.sources import PendingLister, SourceError
 from webhook.sources.static import (
     StaticConfigHistory,
@@ -20,14 +21,15 @@ from webhook.sources.static import (
 )
 
 DIGEST = "sha256:" + "a" * 64
+ANY = Dataset("some-project", "any_dataset")  # the data file answers alike for every dataset
 
 
 def test_example_data_loads() -> None:
     data = StaticData.load(EXAMPLES / "static-data.yaml")
     clock = StaticEnrollments(data)
-    assert clock.enrolled_at("my-experiment") == utc("2023-01-01T00:00:00Z")
-    assert clock.enrolled_at("brand-new-experiment") is None
-    assert clock.enrolled_at("unknown") is None
+    assert clock.enrolled_at("my-experiment", ANY) == utc("2023-01-01T00:00:00Z")
+    assert clock.enrolled_at("brand-new-experiment", ANY) is None
+    assert clock.enrolled_at("unknown", ANY) is None
     images = StaticImages(data, JETSTREAM).images()
     assert sum(1 for i in images if i.index_child) == 2
     assert all(i.uploaded.tzinfo is not None for i in images)
@@ -131,7 +133,8 @@ def test_empty_commit_list_is_a_source_error() -> None:
 
 
 def test_static_enrollments_list_every_enrolled_experiment() -> None:
-    listed = StaticEnrollments(StaticData.load(EXAMPLES / "static-data.yaml")).list_enrolled()
+    data = StaticData.load(EXAMPLES / "static-data.yaml")
+    listed = StaticEnrollments(data).list_enrolled(ANY)
     slugs = [e.slug for e in listed]
     assert "brand-new-experiment" not in slugs  # null: not enrolled
     assert slugs == sorted(slugs)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client as k8s
@@ -42,6 +44,7 @@ class KubeOverrides:
         timeout: float = 1.0,
         cache_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.api = api
         self.workflow_labels = workflow_labels
@@ -50,9 +53,10 @@ class KubeOverrides:
         self._workflows = TtlCache[tuple[str, str], str | None](
             lambda _: cache_seconds, 4096, clock, name="kubernetes workflows"
         )
-        self._overrides = TtlCache[str, Mapping[str, str]](
+        self._overrides = TtlCache[str, _Entries](
             lambda _: cache_seconds, 1, clock, name="overrides configmap"
         )
+        self._wall = wall
         self.config_map_source = (
             f"overrides ConfigMap {config_map.namespace}/{config_map.name}" if config_map else ""
         )
@@ -65,10 +69,20 @@ class KubeOverrides:
             return None  # not a Workflow name; the API server refuses such a label anyway
         return self._workflows.get((namespace, workflow), lambda: self._read(namespace, workflow))
 
-    def slug_pin(self, slug: str) -> str | None:
+    def slug_pin(self, slug: str, fresh_since: datetime | None = None) -> str | None:
+        """The entry for `slug`; with `fresh_since`, as read no earlier than that moment.
+
+        A new Workflow's first decision asks for the ConfigMap as it stood when
+        the Workflow was created, so an override added just before `argo
+        submit` is never missed for the cache's sake.
+        """
         if self.config_map is None:
             return None
-        return self._overrides.get("entries", self._read_overrides).get(slug)
+        usable = None
+        if fresh_since is not None:
+            wanted = min(fresh_since, self._wall())
+            usable = lambda entries: entries.read_at >= wanted  # noqa: E731
+        return self._overrides.get("entries", self._read_overrides, usable).pins.get(slug)
 
     def _read(self, namespace: str, workflow: str) -> str | None:
         try:
@@ -90,16 +104,25 @@ class KubeOverrides:
         value = (labels or {}).get(LABEL_PIN)
         return value if isinstance(value, str) else None
 
-    def _read_overrides(self) -> Mapping[str, str]:
+    def _read_overrides(self) -> _Entries:
         ref = self.config_map
         assert ref is not None
+        read_at = self._wall()
         try:
             found = k8s.CoreV1Api(self.api).read_namespaced_config_map(
                 ref.name, ref.namespace, _request_timeout=self.timeout
             )
         except Exception as err:
             if is_not_found(err):
-                return {}
+                return _Entries({}, read_at)
             raise source_error(self.config_map_source, self.api, err, self.timeout) from None
         data = found.data or {}
-        return {str(slug): str(pin).strip() for slug, pin in data.items()}
+        return _Entries({str(slug): str(pin).strip() for slug, pin in data.items()}, read_at)
+
+
+@dataclass(frozen=True)
+class _Entries:
+    """The ConfigMap's entries and when the read that found them began."""
+
+    pins: Mapping[str, str]
+    read_at: datetime

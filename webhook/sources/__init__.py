@@ -7,12 +7,14 @@ it fakes and production hands it cached network clients.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+from webhook.datasets import Dataset
 from webhook.pinning import Image
+from webhook.workflow_record import ExperimentDecision
 
 
 class SourceError(Exception):
@@ -24,12 +26,21 @@ class SourceError(Exception):
         self.cause = cause
 
 
+class NotRecorded(SourceError):
+    """A store refused to record a decision for a reason retrying cannot fix (its size)."""
+
+
 class EnrollmentClock(Protocol):
-    """When an experiment enrolled: None when it has not enrolled yet."""
+    """When an experiment enrolled, per its table in `dataset`: None when not enrolled yet."""
 
     name: str
 
-    def enrolled_at(self, slug: str) -> datetime | None: ...
+    def enrolled_at(
+        self, slug: str, dataset: Dataset, fresh_since: datetime | None = None
+    ) -> datetime | None:
+        """`fresh_since`: no answer read before that moment (a source without a cache
+        always reads now and may ignore it)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -51,7 +62,7 @@ class ExperimentLister(Protocol):
 
     name: str
 
-    def list_enrolled(self) -> Sequence[EnrolledExperiment]: ...
+    def list_enrolled(self, dataset: Dataset) -> Sequence[EnrolledExperiment]: ...
 
 
 @runtime_checkable
@@ -88,7 +99,9 @@ class OverrideSource(Protocol):
 
     def workflow_pin(self, namespace: str, workflow: str) -> str | None: ...
 
-    def slug_pin(self, slug: str) -> str | None: ...
+    def slug_pin(self, slug: str, fresh_since: datetime | None = None) -> str | None:
+        """`fresh_since`: the entry as read no earlier than that moment."""
+        ...
 
 
 class NoOverrides:
@@ -99,5 +112,55 @@ class NoOverrides:
     def workflow_pin(self, namespace: str, workflow: str) -> str | None:
         return None
 
-    def slug_pin(self, slug: str) -> str | None:
+    def slug_pin(self, slug: str, fresh_since: datetime | None = None) -> str | None:
         return None
+
+
+@dataclass(frozen=True)
+class WorkflowState:
+    """What the webhook needs of an Argo Workflow: identity, age, pin, recorded decisions."""
+
+    namespace: str
+    name: str
+    uid: str
+    created: datetime
+    pin_label: str | None
+    records: Mapping[str, str]  # annotation key -> value, the decision annotations only
+    has_annotations: bool = True
+    read_at: datetime | None = None  # when the read that found it began (wall clock)
+
+    @property
+    def fresh_since(self) -> datetime:
+        """The moment a first decision's facts must be read after.
+
+        `creationTimestamp` has whole seconds, so the Workflow was created
+        before its end; and it existed when this replica began reading it.
+        The earlier of the two serves every experiment of the Workflow with
+        one listing begun after it.
+        """
+        end_of_second = self.created + timedelta(seconds=1)
+        return end_of_second if self.read_at is None else min(end_of_second, self.read_at)
+
+
+class WorkflowDecisions(Protocol):
+    """Where each Workflow's decisions live: first writer wins, every replica reads them."""
+
+    name: str
+
+    def remembered(self, uid: str, key: str) -> ExperimentDecision | None:
+        """A decision this process already read or recorded (never waits)."""
+        ...
+
+    def workflow(self, namespace: str, name: str) -> WorkflowState | None:
+        """The Workflow (None: there is none of that name)."""
+        ...
+
+    def recorded(self, state: WorkflowState, key: str) -> ExperimentDecision | None:
+        """The decision recorded under `key` in `state`, if any."""
+        ...
+
+    def record(
+        self, state: WorkflowState, key: str, decision: ExperimentDecision, pod: str
+    ) -> ExperimentDecision:
+        """Record `decision` unless one is already there; the one that stands is returned."""
+        ...

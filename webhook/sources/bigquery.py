@@ -26,6 +26,7 @@ from google.api_core.client_options import ClientOptions
 from google.cloud import bigquery
 
 from webhook.config import BigQuerySource
+from webhook.datasets import Dataset
 from webhook.pinning import enrollments_table
 from webhook.sources import EnrolledExperiment, SourceError
 from webhook.sources.google import GoogleCredentials, WallClockSession
@@ -59,7 +60,7 @@ class BigQueryEnrollments:
         self, config: BigQuerySource, credentials: GoogleCredentials | None = None
     ) -> None:
         self.config = config
-        self.name = f"bigquery {config.project}.{config.dataset}"
+        self.name = "bigquery"
         self.credentials = credentials or GoogleCredentials(
             self.name, config.credentials, config.timeout_seconds
         )
@@ -83,11 +84,15 @@ class BigQueryEnrollments:
                 )
             return self._client
 
-    def table_id(self, slug: str) -> str:
-        return f"{self.config.project}.{self.config.dataset}.{enrollments_table(slug)}"
+    @staticmethod
+    def table_id(slug: str, dataset: Dataset) -> str:
+        return f"{dataset}.{enrollments_table(slug)}"
 
-    def enrolled_at(self, slug: str) -> datetime | None:
-        table_id = self.table_id(slug)
+    def enrolled_at(
+        self, slug: str, dataset: Dataset, fresh_since: datetime | None = None
+    ) -> datetime | None:
+        """Read now (so fresh whatever `fresh_since` asks)."""
+        table_id = self.table_id(slug, dataset)
 
         def get() -> Any:
             return self.client().get_table(
@@ -95,23 +100,22 @@ class BigQueryEnrollments:
             )
 
         try:
-            table = self._call(get, f"tables.get {enrollments_table(slug)}")
+            table = self._call(get, f"tables.get {table_id}")
         except _NotFound:
             return None
         return enrollment_time(table.labels, table.created, self.name, table_id)
 
-    def list_enrolled(self) -> list[EnrolledExperiment]:
+    def list_enrolled(self, dataset: Dataset) -> list[EnrolledExperiment]:
         """Every `enrollments_*` table of the dataset, from one paged tables.list."""
-        dataset = f"{self.config.project}.{self.config.dataset}"
 
         def listing() -> list[Any]:
             pages = self.client().list_tables(
-                dataset, page_size=1000, retry=NO_RETRY, timeout=self.config.timeout_seconds
+                str(dataset), page_size=1000, retry=NO_RETRY, timeout=self.config.timeout_seconds
             )
             return list(pages)
 
         try:
-            tables = self._call(listing, "tables.list")
+            tables = self._call(listing, f"tables.list {dataset}")
         except _NotFound:
             raise SourceError(self.name, f"dataset {dataset} not found") from None
         experiments = []

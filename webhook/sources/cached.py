@@ -13,13 +13,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+import functools
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
 
 from webhook.cache import Refreshing, TtlCache
 from webhook.config import CacheConfig
-from webhook.pinning import Image, enrollments_table
-from webhook.sources import ConfigHistory, EnrollmentClock, ExperimentLister, ImageHistory
+from webhook.datasets import Dataset
+from webhook.deadline import NeedsLookup, must_not_wait
+from webhook.pinning import Image, Refusal, enrollments_table
+from webhook.sources import (
+    ConfigHistory,
+    EnrollmentClock,
+    ExperimentLister,
+    ImageHistory,
+    WorkflowState,
+)
+from webhook.sources.recording import BatchStore, RecordWriter
+from webhook.workflow_record import ExperimentDecision, MalformedRecord, decode, encode
+
+log = logging.getLogger(__name__)
+
+# How long a Workflow's decisions are remembered (Jetstream's workflows end within days).
+DECISION_MEMORY_SECONDS = 7 * 24 * 3600.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class CachedImageHistory:
@@ -40,49 +63,105 @@ class CachedImageHistory:
         self.history.start()
 
 
+@dataclass(frozen=True)
+class _Read:
+    """An enrollment time and when the read that found it began (wall clock)."""
+
+    when: datetime | None
+    began: datetime
+
+
 class CachedEnrollments:
+    """Enrollment times per (dataset, slug), and with a lister each dataset's whole listing.
+
+    A caller may ask for a time read no earlier than some moment
+    (`fresh_since`: an Argo Workflow's creation, so a `rerun` that moved the
+    table's label just before submitting is seen). Older cached or listed
+    answers are then not used; with a lister, one listing begun after that
+    moment serves every experiment that asks, so a burst of a new Workflow's
+    experiments costs one listing, not a call per experiment.
+    """
+
     def __init__(
         self,
         inner: EnrollmentClock,
         config: CacheConfig,
         lister: ExperimentLister | None = None,
+        datasets: Iterable[Dataset] = (),
+        wall: Callable[[], datetime] = utc_now,
     ) -> None:
         self.inner = inner
         self.name = inner.name
-        self.times = TtlCache[str, datetime | None](
-            ttl=lambda when: (
+        self._wall = wall
+        self.times = TtlCache[tuple[Dataset, str], _Read](
+            ttl=lambda read: (
                 config.enrollment_ttl_seconds
-                if when is not None
+                if read.when is not None
                 else config.not_enrolled_ttl_seconds
             ),
             max_entries=config.max_entries,
             name="enrollments",
         )
-        self.listing: Refreshing[Mapping[str, datetime]] | None = None
+        self.listings: dict[Dataset, Refreshing[Mapping[str, datetime]]] = {}
         if lister is not None:
-            self.listing = Refreshing(
-                lambda: self._by_table(lister),
-                config.enrollment_list_refresh_seconds,
-                config.image_max_stale_seconds,
-                name="enrollment-listing",
-            )
+            for dataset in sorted(set(datasets)):
+                self.listings[dataset] = Refreshing(
+                    functools.partial(self._by_table, lister, dataset),
+                    config.enrollment_list_refresh_seconds,
+                    config.image_max_stale_seconds,
+                    name="enrollment-listing",
+                    wall=wall,
+                )
 
     @staticmethod
-    def _by_table(lister: ExperimentLister) -> Mapping[str, datetime]:
-        return {enrollments_table(e.slug): e.enrolled_at for e in lister.list_enrolled()}
+    def _by_table(lister: ExperimentLister, dataset: Dataset) -> Mapping[str, datetime]:
+        return {enrollments_table(e.slug): e.enrolled_at for e in lister.list_enrolled(dataset)}
 
-    def enrolled_at(self, slug: str) -> datetime | None:
-        if self.listing is not None:
-            listed = self.listing.current()
+    def enrolled_at(
+        self, slug: str, dataset: Dataset, fresh_since: datetime | None = None
+    ) -> datetime | None:
+        table = enrollments_table(slug)
+        listing = self.listings.get(dataset)
+        if listing is not None and fresh_since is not None:
+            # A listing begun after the moment is the truth at that moment: a table
+            # missing from it had not been created (the experiment is not enrolled).
+            return listing.since(fresh_since).get(table)
+        if listing is not None:
+            listed = listing.current()
             if listed is not None:
-                when = listed.get(enrollments_table(slug))
+                when = listed.get(table)
                 if when is not None:
                     return when
-        return self.times.get(slug, lambda: self.inner.enrolled_at(slug))
+        usable = None
+        if fresh_since is not None:
+            wanted = min(fresh_since, self._wall())
+            usable = lambda read: read.began >= wanted  # noqa: E731
+        return self.times.get((dataset, slug), lambda: self._read(slug, dataset), usable).when
+
+    def _read(self, slug: str, dataset: Dataset) -> _Read:
+        began = self._wall()
+        return _Read(self.inner.enrolled_at(slug, dataset), began)
+
+    @property
+    def cold_listings(self) -> list[str]:
+        """The listings not loaded yet (readiness waits for them for a while)."""
+        return [
+            f"{self.name} listing of {d}"
+            for d, listing in self.listings.items()
+            if not listing.warm
+        ]
+
+    def listing_ages(self) -> dict[str, float]:
+        """Seconds since each dataset was listed (loaded ones only)."""
+        return {
+            f"{self.name} {dataset}": listing.age
+            for dataset, listing in self.listings.items()
+            if listing.warm
+        }
 
     def start(self) -> None:
-        if self.listing is not None:
-            self.listing.start()
+        for listing in self.listings.values():
+            listing.start()
 
 
 class CachedConfigHistory:
@@ -101,3 +180,109 @@ class CachedConfigHistory:
     def sha_at(self, when: datetime | None) -> str:
         cache = self.tip if when is None else self.shas
         return cache.get(when, lambda: self.inner.sha_at(when))
+
+
+class WorkflowStore(BatchStore, Protocol):
+    """The Kubernetes side of `CachedWorkflows` (webhook.kube.workflows.KubeWorkflows)."""
+
+    name: str
+
+    def workflow(self, namespace: str, name: str) -> WorkflowState | None: ...
+
+
+class RecordUnreadable(Refusal):
+    """A decision annotation on a Workflow that this webhook cannot read (edited by hand)."""
+
+    code = 422
+    reason = "Invalid"
+
+
+class CachedWorkflows:
+    """Workflow decisions with as few API calls as a burst allows.
+
+    A recorded decision never changes (first writer wins), so every decision
+    read or recorded is remembered by (Workflow uid, key) for as long as the
+    Workflow can live: a later pod of that experiment needs no API call. The
+    Workflow itself is cached briefly, which is safe: a decision missing from
+    a stale copy is decided again, and its write fails in favour of the one
+    recorded (the write tests that the annotation is absent). Writes happen in
+    the background (webhook.sources.recording); `background` False writes in
+    the caller's thread and returns the decision that stands.
+    """
+
+    def __init__(
+        self,
+        inner: WorkflowStore,
+        cache_seconds: float,
+        max_entries: int,
+        wall: Callable[[], datetime] = utc_now,
+        background: bool = True,
+        linger: float = 0.0,
+    ) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._wall = wall
+        self.writer = RecordWriter(inner, self._settled, background, linger)
+        self.states = TtlCache[tuple[str, str], WorkflowState | None](
+            lambda _: cache_seconds, 4096, name="workflows"
+        )
+        self.decisions = TtlCache[tuple[str, str], ExperimentDecision](
+            lambda _: DECISION_MEMORY_SECONDS, max_entries, name="workflow-decisions"
+        )
+
+    def remembered(self, uid: str, key: str) -> ExperimentDecision | None:
+        return self.decisions.peek((uid, key))
+
+    def workflow(self, namespace: str, name: str) -> WorkflowState | None:
+        return self.states.get((namespace, name), lambda: self.inner.workflow(namespace, name))
+
+    def recorded(self, state: WorkflowState, key: str) -> ExperimentDecision | None:
+        known = self.decisions.peek((state.uid, key))
+        if known is not None:
+            return known
+        raw = state.records.get(key)
+        if raw is None:
+            return None
+        decision = self._decode(state, key, raw)
+        self.decisions.put((state.uid, key), decision)
+        return decision
+
+    def record(
+        self, state: WorkflowState, key: str, decision: ExperimentDecision, pod: str
+    ) -> ExperimentDecision:
+        if not self.writer.background and must_not_wait():
+            raise NeedsLookup(self.name)  # a write is never made on the event loop
+        self.decisions.put((state.uid, key), decision)
+        value = encode(decision, pod, self._wall())
+        stood = self.writer.submit(state, key, value)
+        if stood is None or stood == value:
+            return decision
+        winner = self._decode(state, key, stood)
+        self.decisions.put((state.uid, key), winner)
+        return winner
+
+    def _settled(self, state: WorkflowState, key: str, ours: str, standing: str) -> None:
+        """A write landed, or found another replica's decision standing in its place."""
+        if standing == ours:
+            return
+        try:
+            winner = decode(standing)
+        except MalformedRecord:
+            return  # refused, naming the annotation, when a pod next reads it
+        self.decisions.put((state.uid, key), winner)
+        log.warning(
+            "decision conflict on Workflow %s/%s for %s: another replica recorded first; "
+            "later pods run its decision",
+            state.namespace, state.name, winner.slug,
+            extra={"fields": {"key": key, "ours": ours, "recorded": standing}},
+        )  # fmt: skip
+
+    @staticmethod
+    def _decode(state: WorkflowState, key: str, raw: str) -> ExperimentDecision:
+        try:
+            return decode(raw)
+        except MalformedRecord as err:
+            raise RecordUnreadable(
+                f"annotation {key} of Workflow {state.namespace}/{state.name} is not a "
+                f"decision jetstream-pin can read ({err}); remove it to decide again"
+            ) from None

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from webhook import metrics
+from webhook.datasets import Dataset
 from webhook.pinning import Image
 from webhook.sources import ConfigHistory, EnrolledExperiment, EnrollmentClock, ImageHistory
 
@@ -31,14 +32,18 @@ class InstrumentedEnrollments:
         self.inner = inner
         self.name = inner.name
 
-    def enrolled_at(self, slug: str) -> datetime | None:
-        return observed(self.name, lambda: self.inner.enrolled_at(slug))
+    def enrolled_at(
+        self, slug: str, dataset: Dataset, fresh_since: datetime | None = None
+    ) -> datetime | None:
+        return observed(self.name, lambda: self.inner.enrolled_at(slug, dataset, fresh_since))
 
-    def list_enrolled(self) -> Sequence[EnrolledExperiment]:
+    def list_enrolled(self, dataset: Dataset) -> Sequence[EnrolledExperiment]:
         lister = getattr(self.inner, "list_enrolled", None)
         if lister is None:
             raise TypeError(f"{self.name} cannot list experiments")
-        listed: Sequence[EnrolledExperiment] = observed(f"{self.name} listing", lister)
+        listed: Sequence[EnrolledExperiment] = observed(
+            f"{self.name} listing", lambda: lister(dataset)
+        )
         return listed
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from webhook.datasets import Dataset
 from webhook.pinning import Commit, EmptyHistory, Image, commit_at, is_digest
 from webhook.sources import EnrolledExperiment, SourceError
 
@@ -165,10 +166,13 @@ class StaticEnrollments:
     def __init__(self, data: StaticData) -> None:
         self._data = data
 
-    def enrolled_at(self, slug: str) -> datetime | None:
+    def enrolled_at(
+        self, slug: str, dataset: Dataset, fresh_since: datetime | None = None
+    ) -> datetime | None:
+        """The same answer for every dataset: the data file holds one set of enrollments."""
         return self._data.enrollments.get(slug)
 
-    def list_enrolled(self) -> list[EnrolledExperiment]:
+    def list_enrolled(self, dataset: Dataset) -> list[EnrolledExperiment]:
         return [
             EnrolledExperiment(slug, when, "static")
             for slug, when in sorted(self._data.enrollments.items())
@@ -215,5 +219,5 @@ class StaticOverrides:
     def workflow_pin(self, namespace: str, workflow: str) -> str | None:
         return None
 
-    def slug_pin(self, slug: str) -> str | None:
+    def slug_pin(self, slug: str, fresh_since: datetime | None = None) -> str | None:
         return self._data.overrides.get(slug)

@@ -112,6 +112,24 @@ seccompProfile:
 {{- printf "has(c.image) && (%s)" (join " || " $tests) -}}
 {{- end -}}
 
+{{/*
+RE2: Jetstream's command line up to its subcommand, as webhook/argv.py reads it:
+the word `jetstream` (any directory), then group options (those that take a
+value as the next word, or any other option word).
+*/}}
+{{- define "jetstream-pin.jetstreamPrefix" -}}
+(^|[\s/])jetstream(\s+(--(log[_-](project|dataset|table)[_-]id|task[_-](profiling|monitoring)[_-]log[_-]table[_-]id|log[_-]source)\s+\S+|-\S*))*\s+
+{{- end -}}
+
+{{/* RE2: a recognised subcommand; and one of the pinned ones (config.pinnedCommands). */}}
+{{- define "jetstream-pin.anySubcommand" -}}
+{{- printf `%s[A-Za-z_][A-Za-z0-9_-]*(\s|$)` (include "jetstream-pin.jetstreamPrefix" .) -}}
+{{- end -}}
+{{- define "jetstream-pin.pinnedSubcommand" -}}
+{{- $commands := .Values.config.pinnedCommands | default (list "run" "ensure-enrollments" "export-statistics-to-json" "export-metadata-to-json") -}}
+{{- printf `%s(%s)(\s|$)` (include "jetstream-pin.jetstreamPrefix" .) (join "|" $commands) -}}
+{{- end -}}
+
 {{/* CEL: the pod runs one of the configured images (any tag or digest). */}}
 {{- define "jetstream-pin.imageCondition" -}}
 {{- $match := include "jetstream-pin.targetImage" . -}}
