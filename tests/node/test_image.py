@@ -3,6 +3,7 @@ root filesystem, every capability dropped; git present; the command answers."""
 
 from __future__ import annotations
 
+from tests.controlplane import images
 from tests.controlplane.nodecluster import NodeCluster
 from tests.node.cluster import exec_in, webhook_pods
 
@@ -11,7 +12,10 @@ def test_the_webhook_image_runs_as_the_chart_runs_it(node_cluster: NodeCluster) 
     [pod, *_] = webhook_pods(node_cluster)
     name = pod["metadata"]["name"]
     [status] = pod["status"]["containerStatuses"]
-    built = node_cluster.registry.digest("jetstream-pin", node_cluster.tag)
+    [container] = pod["spec"]["containers"]  # the chart's, naming a tag of the built image
+    repository, _, tag = container["image"].rpartition(":")
+    assert repository == node_cluster.registry.reference(images.WEBHOOK_NAME)
+    built = node_cluster.registry.digest(images.WEBHOOK_NAME, tag)
     assert status["imageID"].endswith(f"@{built}"), status["imageID"]
     identity = exec_in(
         node_cluster, name, "python", "-c", "import os; print(os.getuid(), os.getgid())"
