@@ -30,6 +30,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -59,6 +60,7 @@ BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # What the project's image build reads (the Dockerfile and .dockerignore say so).
+KEEP_BUILT = 4  # the webhook images kept in buildah's storage (a build and its rebuild, twice)
 BUILD_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "constraints.txt", "README.md")
 
 
@@ -327,4 +329,21 @@ def build_webhook(registry: LocalRegistry, runroot: Path, revision: str = "local
     target = registry.reference(f"{WEBHOOK_NAME}:{key}")
     run(_buildah("push", "--cert-dir", certs, cached, f"docker://{target}", runroot=runroot),
         "buildah push")  # fmt: skip
+    prune(runroot)
     return key
+
+
+def prune(runroot: Path, keep: int = KEEP_BUILT) -> None:
+    """Keep buildah's storage to the `keep` newest built images (vfs stores every layer as
+    a full copy: 15 GB after a day of development otherwise). Images in use (a build
+    running elsewhere) are refused by buildah and stay."""
+    listing = json.loads(run(_buildah("images", "--json", runroot=runroot), "buildah images")
+                         or "[]")  # fmt: skip
+    ours = f"localhost/{WEBHOOK_NAME}:"
+    built = [i for i in listing if any(n.startswith(ours) for n in i.get("names") or [])]
+    built.sort(key=lambda image: image["created"], reverse=True)
+    kept = {image["id"] for image in built[:keep]}
+    for image in listing:
+        if image["id"] not in kept:
+            subprocess.run(_buildah("rmi", image["id"], runroot=runroot),
+                           capture_output=True, timeout=300, check=False)  # fmt: skip
