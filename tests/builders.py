@@ -17,6 +17,18 @@ from webhook.pinning import Commit, Image
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "argo"
 EXAMPLES = ROOT / "examples"
+
+
+def example_config_file(directory: Path, **keys: Any) -> Path:
+    """`directory`/config.yaml: the example config on its static data, top-level `keys` replaced."""
+    config: dict[str, Any] = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
+    config["static"] = str(EXAMPLES / "static-data.yaml")
+    config.update(keys)
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 JETSTREAM = "gcr.io/moz-fx-data-experiments/jetstream"
 ARGOEXEC = "quay.io/argoproj/argoexec:v3.6.19"
 

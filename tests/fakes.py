@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 from tests.builders import JETSTREAM, commit, image, utc
 from webhook.admission import Admitter
 from webhook.datasets import Dataset, DatasetPolicy
-from webhook.pinning import Commit, Image, commit_at
+from webhook.pinning import Commit, Image, commit_at, enrollments_table
 from webhook.resolver import DEFAULT_DATASETS, ConfigRepo, ImageTarget, Resolver
 from webhook.sources import EnrolledExperiment, SourceError, WorkflowState
 from webhook.sources.cached import CachedWorkflows
@@ -99,6 +99,10 @@ class FakeOverrides(Failing):
     def slug_pin(self, slug: str, fresh_since: datetime | None = None) -> str | None:
         self._call()
         return self.slugs.get(slug)
+
+    def pinned_slugs(self) -> Collection[str]:
+        self._call()
+        return tuple(self.slugs)
 
 
 @dataclass
@@ -193,6 +197,11 @@ class World:
         return self.enrollments.calls + self.images.calls + self.commits.calls
 
 
+def listed(slug: str, when: datetime | None, source: str = "static") -> EnrolledExperiment:
+    """A listing's row for an experiment whose slug the source knows (the static file)."""
+    return EnrolledExperiment(enrollments_table(slug), slug, when, source)
+
+
 @dataclass
 class FakeLister(Failing):
     """A listing of experiments; `pending` are known but not enrolled (like static nulls)."""
@@ -200,10 +209,16 @@ class FakeLister(Failing):
     rows: Sequence[EnrolledExperiment] = ()
     pending: Sequence[str] = ()
     name: str = "fake listing"
+    by_dataset: Mapping[Dataset, Sequence[EnrolledExperiment] | SourceError] = field(
+        default_factory=dict
+    )  # a dataset's own rows, or its failure (others: `rows`)
 
     def list_enrolled(self, dataset: Dataset) -> Sequence[EnrolledExperiment]:
         self._call()
-        return self.rows
+        own = self.by_dataset.get(dataset, self.rows)
+        if isinstance(own, SourceError):
+            raise own
+        return own
 
     def list_not_enrolled(self) -> Sequence[str]:
         return self.pending

@@ -260,6 +260,10 @@ def _summary(decision: Decision) -> dict[str, Any]:
     if digests:
         summary["images"] = digests
     summary["shas"] = dict(decision.shas)
+    if decision.dataset is not None:
+        summary["dataset"] = str(decision.dataset)
+    if decision.workflow_record:
+        summary["workflow_record"] = decision.workflow_record
     return summary
 
 

@@ -186,6 +186,7 @@ class Refreshing(Generic[V]):
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.stats = CacheStats(name)
+        self.last_error: Exception | None = None  # of the latest load, None once one succeeds
 
     @property
     def age(self) -> float:
@@ -240,10 +241,12 @@ class Refreshing(Generic[V]):
                 self._timed_load,
                 None if began_by is None else (lambda loaded: loaded[1] >= began_by),
             )
-        except Exception:
+        except Exception as err:
             self.stats.failures += 1
+            self.last_error = err
             raise
         with self._lock:
+            self.last_error = None
             if self._value is None or began >= self._began:
                 self._value = value
                 self._began = began

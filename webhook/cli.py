@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from webhook import certs, logs
+from webhook.commands import ArgsRule, args_effects
 from webhook.config import Config, ConfigError, load_config
-from webhook.inventory import InventoryFailed, UnknownImage, take_inventory, what_if_breaking
+from webhook.datasets import Dataset
+from webhook.inventory import InventoryFailed, UnknownImage, what_if_breaking
 from webhook.mutation import format_time
-from webhook.pinning import Refusal
+from webhook.pinning import Refusal, enrollments_table
 from webhook.report import (
     build_report,
     render_report,
@@ -137,6 +139,11 @@ def _parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="show the decision for one experiment")
     _config_option(explain)
     explain.add_argument("--slug", required=True)
+    explain.add_argument(
+        "--dataset",
+        metavar="PROJECT.DATASET",
+        help="the enrollments dataset the pod names (default: enrollments.project/dataset)",
+    )
     explain.add_argument("--pin", help="decide as if the pod carried jetstream/pin=PIN")
     explain.add_argument("--json", action="store_true", help="machine-readable output")
     explain.set_defaults(run=_explain)
@@ -295,13 +302,20 @@ def _review(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    resolver, trace = traced(Wiring(config, record_events=False).resolver)
+    dataset = None
+    if args.dataset is not None:
+        try:
+            dataset = Dataset.parse(args.dataset)
+        except ValueError as err:
+            raise UsageError(f"--dataset: {err}") from None
+    wiring = Wiring(config, record_events=False)
+    resolver, trace = traced(wiring.resolver)
     try:
-        decision = resolver.decide(resolver.facts_for_slug(args.slug, args.pin))
+        decision = resolver.decide(resolver.facts_for_slug(args.slug, args.pin, dataset))
     except LookupFailed:
         print(render_answers(answers(trace)), file=sys.stderr)
         raise
-    report = explanation(config, decision)
+    report = explanation(config, decision, wiring.args_rules)
     report["sources"] = answers(trace)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -311,8 +325,9 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    """Exit 1 when some allowed dataset could not be listed (the rest is still shown)."""
     wiring = Wiring(load_config(args.config))
-    inventory = take_inventory(wiring.resolver, wiring.experiments)
+    inventory = wiring.inventory()
     if args.what_if_breaking is not None:
         hypothesis = what_if_breaking(wiring.resolver, inventory, args.what_if_breaking)
         result = what_if(inventory, hypothesis)
@@ -320,7 +335,7 @@ def _report(args: argparse.Namespace) -> int:
         return 0
     report = build_report(inventory)
     print(json.dumps(report_json(report), indent=2) if args.json else render_report(report))
-    return 0
+    return 1 if any(d.error for d in inventory.datasets) else 0
 
 
 def answers(trace: Trace) -> list[dict[str, Any]]:
@@ -338,7 +353,9 @@ def render_answers(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def explanation(config: Config, decision: Decision) -> dict[str, Any]:
+def explanation(
+    config: Config, decision: Decision, args_rules: Sequence[ArgsRule] = ()
+) -> dict[str, Any]:
     enrolled: str | None = None
     if decision.enrollment_consulted:
         when = decision.enrolled_at
@@ -357,19 +374,34 @@ def explanation(config: Config, decision: Decision) -> dict[str, Any]:
         )
     env = {r.name: r.env for r in config.config_repos}
     repos = [{"name": name, "env": env[name], "sha": sha} for name, sha in decision.shas.items()]
+    effects = args_effects(args_rules, decision.enrolled_at)
+    dataset = decision.dataset
     return {
         "slug": decision.slug,
+        "dataset": str(dataset) if dataset else None,
+        "table": enrollments_table(decision.slug),
         "reason": str(decision.reason),
         "enrolledAt": enrolled if decision.enrollment_consulted else "not consulted",
         "override": decision.pin.origin if decision.pin else None,
         "images": images,
         "configRepos": repos,
+        "enrollmentArgs": [
+            {
+                "command": e.command,
+                "adds": list(e.adds),
+                "why": e.why,
+                "unlessPresent": list(e.unless_present),
+                "text": e.text(),
+            }
+            for e in effects
+        ],
     }
 
 
 def render_explanation(report: dict[str, Any]) -> str:
     lines = [
         f"experiment   {report['slug']}",
+        f"dataset      {report['dataset']} (table {report['table']})",
         f"enrolled at  {report['enrolledAt']}",
         f"pin reason   {report['reason']}",
     ]
@@ -382,6 +414,8 @@ def render_explanation(report: dict[str, Any]) -> str:
         lines.append(f"             why: {image['why']}")
     for repo in report["configRepos"]:
         lines.append(f"{repo['name']:<12} {repo['sha']} (env {repo['env']})")
+    for n, effect in enumerate(report["enrollmentArgs"]):
+        lines.append(f"{'arguments' if n == 0 else '':<12} {effect['text']}")
     if report.get("sources"):
         lines.append(render_answers(report["sources"]))
     return "\n".join(lines)

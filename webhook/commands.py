@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time
 
 from webhook.argv import Invocation
 from webhook.pinning import Refusal, describe_value
@@ -95,3 +95,48 @@ def args_to_add(
             "run jetstream without `sh -c`, or add the arguments in the workflow"
         )
     return tuple(added)
+
+
+@dataclass(frozen=True)
+class ArgsEffect:
+    """What one rule adds to one command of an experiment, and why (what `explain` shows)."""
+
+    command: str
+    adds: tuple[str, ...]  # empty: nothing
+    why: str
+    unless_present: tuple[str, ...] = ()  # the flags that stop it on a given command line
+
+    def text(self) -> str:
+        added = f"adds {' '.join(self.adds)}" if self.adds else "adds nothing"
+        unless = f"; not when the line has {', '.join(self.unless_present)}" if self.adds else ""
+        return f"{self.command}: {added} ({self.why}{unless})"
+
+
+def args_effects(rules: Sequence[ArgsRule], enrolled_at: datetime | None) -> list[ArgsEffect]:
+    """Per rule and command, what is added for an experiment enrolled at `enrolled_at`.
+
+    The same test as `ArgsRule.applies`, without a command line: the flags a
+    line may already carry are listed instead of checked.
+    """
+    effects = []
+    for rule in rules:
+        cutoff = _moment(rule.enrolled_at_or_before)
+        for command in sorted(rule.commands):
+            if enrolled_at is None:
+                effects.append(ArgsEffect(command, (), "not enrolled: enrolls now"))
+            elif enrolled_at <= rule.enrolled_at_or_before:
+                why = f"enrolled {_moment(enrolled_at)}, on or before {cutoff}"
+                flags = tuple(sorted(rule.blocking_flags))
+                effects.append(ArgsEffect(command, rule.add, why, flags))
+            else:
+                why = f"enrolled {_moment(enrolled_at)}, after {cutoff}"
+                effects.append(ArgsEffect(command, (), why))
+    return effects
+
+
+def _moment(moment: datetime) -> str:
+    """The day alone at midnight UTC (how cutoffs are written), else to the second."""
+    utc = moment.astimezone(UTC)
+    if utc.time() == time():
+        return utc.strftime("%Y-%m-%d")
+    return utc.strftime("%Y-%m-%d %H:%M:%SZ")

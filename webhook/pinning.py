@@ -18,6 +18,7 @@ _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _DIGEST_PREFIX = re.compile(r"(?:sha256:)?([0-9a-f]{12,64})")
 _NOT_TABLE_CHAR = re.compile(r"[^A-Za-z0-9_]")
+TABLE_PREFIX = "enrollments_"
 
 PIN_LATEST = "latest"
 ACCEPTED_PIN_FORMS = (
@@ -121,8 +122,12 @@ def describe_value(value: str, limit: int = 80) -> str:
     return shown
 
 
+def is_valid_slug(text: str) -> bool:
+    return _SLUG.fullmatch(text) is not None
+
+
 def validate_slug(slug: str) -> str:
-    if _SLUG.fullmatch(slug) is None:
+    if not is_valid_slug(slug):
         raise InvalidSlug(
             f"experiment slug {describe_value(slug)} is not valid: it must match {SLUG_RULE}"
         )
@@ -131,7 +136,7 @@ def validate_slug(slug: str) -> str:
 
 def enrollments_table(slug: str) -> str:
     """Jetstream's table name: every character outside [A-Za-z0-9_] becomes '_'."""
-    return "enrollments_" + _NOT_TABLE_CHAR.sub("_", slug)
+    return TABLE_PREFIX + _NOT_TABLE_CHAR.sub("_", slug)
 
 
 def parse_pin(value: str, origin: str) -> Pin:

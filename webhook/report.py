@@ -6,18 +6,29 @@ terminal table, `--json` and the status page, so they can never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from webhook.inventory import Hypothesis, Inventory, Placement
+from webhook.inventory import DatasetListing, Hypothesis, Inventory, Placement
 from webhook.mutation import format_time
 from webhook.pinning import Image
+from webhook.slugs import SlugSource
 
 SHORT_DIGEST = 12
 SHORT_SHA = 10
-TABLE_NAME_SOURCE = "table-name"
+MATCHED_MARK = "~"
+MATCHED_NOTE = (
+    "slug matched to its enrollments table by an overrides entry or an admitted pod; "
+    "the table's description (the real slug) could not be read"
+)
+TABLE_ONLY_NOTE = (
+    "only the enrollments table is known (its description could not be read and no overrides "
+    "entry or admitted pod names a slug of it): each '_' may stand for '-', '.' or '_'. It is "
+    "decided only when no overrides entry names a slug of it, so its tooling is the same "
+    "whatever its slug"
+)
 
 
 @dataclass(frozen=True)
@@ -53,16 +64,21 @@ class Report:
     config_repos: tuple[str, ...]
     repositories: tuple[RepositoryReport, ...]
     unresolved: tuple[Placement, ...]  # listed, but the webhook would refuse or fail them
+    datasets: tuple[DatasetListing, ...] = ()
 
     @property
     def experiment_count(self) -> int:
-        return len({p.slug for r in self.repositories for v in r.versions for p in v.experiments})
+        return len({p.key for r in self.repositories for v in r.versions for p in v.experiments})
+
+    @property
+    def several_datasets(self) -> bool:
+        """More than one dataset is listed: each experiment shows its own."""
+        return len(self.datasets) > 1
 
 
 @dataclass(frozen=True)
 class Move:
-    slug: str
-    enrolled_at: datetime | None
+    placement: Placement
     before: Image
     after: Image
 
@@ -80,9 +96,9 @@ def _order(image: Image) -> tuple[datetime, str]:
     return (image.uploaded, image.digest)
 
 
-def _by_enrollment(placement: Placement) -> tuple[bool, datetime, str]:
+def _by_enrollment(placement: Placement) -> tuple[bool, datetime, str, str]:
     when = placement.enrolled_at or datetime.max.replace(tzinfo=UTC)
-    return (placement.enrolled_at is None, when, placement.slug)
+    return (placement.enrolled_at is None, when, placement.label, str(placement.dataset))
 
 
 def build_report(inventory: Inventory) -> Report:
@@ -116,6 +132,7 @@ def build_report(inventory: Inventory) -> Report:
         inventory.config_repos,
         tuple(repositories),
         unresolved,
+        inventory.datasets,
     )
 
 
@@ -140,12 +157,12 @@ def what_if(inventory: Inventory, hypothesis: Hypothesis) -> WhatIf:
     images = {i.digest: i for i in inventory.images[repo]} | {
         hypothesis.image.digest: hypothesis.image
     }
-    before = {p.slug: p.digest_for(repo) for p in inventory.placements}
+    before = {p.key: p.digest_for(repo) for p in inventory.placements}
     moves = []
     for placement in sorted(hypothesis.placements, key=_by_enrollment):
-        old, new = before.get(placement.slug), placement.digest_for(repo)
+        old, new = before.get(placement.key), placement.digest_for(repo)
         if old is not None and new is not None and old != new:
-            moves.append(Move(placement.slug, placement.enrolled_at, images[old], images[new]))
+            moves.append(Move(placement, images[old], images[new]))
     return WhatIf(
         repo, hypothesis.image, hypothesis.breaking_tag, hypothesis.already_breaking, tuple(moves)
     )
@@ -167,11 +184,16 @@ def image_json(image: Image) -> dict[str, Any]:
 
 
 def placement_json(placement: Placement, repository: str | None = None) -> dict[str, Any]:
+    """`slug` null: only `table` is known (see `slugSource` and `slugCandidates`)."""
     entry: dict[str, Any] = {
         "slug": placement.slug,
+        "dataset": str(placement.dataset),
+        "table": placement.table,
         "slugSource": placement.slug_source,
         "enrolledAt": _time(placement.enrolled_at),
     }
+    if placement.candidates:
+        entry["slugCandidates"] = list(placement.candidates)
     decision = placement.decision
     if decision is None:
         entry["error"] = placement.error
@@ -190,6 +212,10 @@ def report_json(report: Report) -> dict[str, Any]:
         "takenAt": format_time(report.taken_at),
         "enrollmentsSource": report.enrollments_source,
         "experimentCount": report.experiment_count,
+        "datasets": [
+            {"dataset": str(d.dataset), "experimentCount": d.experiments, "error": d.error or None}
+            for d in report.datasets
+        ],
         "repositories": [
             {
                 "repository": repo.repository,
@@ -222,8 +248,10 @@ def what_if_json(result: WhatIf) -> dict[str, Any]:
         "alreadyBreaking": result.already_breaking,
         "moves": [
             {
-                "slug": move.slug,
-                "enrolledAt": _time(move.enrolled_at),
+                "slug": move.placement.slug,
+                "dataset": str(move.placement.dataset),
+                "table": move.placement.table,
+                "enrolledAt": _time(move.placement.enrolled_at),
                 "from": image_json(move.before),
                 "to": image_json(move.after),
             }
@@ -241,6 +269,10 @@ def short_digest(digest: str) -> str:
 
 def short_time(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ") if moment else "not enrolled"
+
+
+def enrolled_text(placement: Placement) -> str:
+    return "unreadable" if placement.time_unknown else short_time(placement.enrolled_at)
 
 
 def printable(text: str) -> str:
@@ -263,8 +295,38 @@ def sha_range_text(sha_range: ShaRange | None) -> str:
 
 
 def slug_text(placement: Placement) -> str:
-    marker = "*" if placement.slug_source == TABLE_NAME_SOURCE else ""
+    """The slug; `~` after one matched by a known slug; `[table]` when only the table is known."""
+    if placement.slug is None:
+        return f"[{printable(placement.table)}]"
+    marker = MATCHED_MARK if placement.slug_source == SlugSource.KNOWN_SLUG else ""
     return printable(placement.slug) + marker
+
+
+def slug_notes(placements: Iterable[Placement]) -> list[str]:
+    """The footnotes the shown slugs need, `~` first."""
+    sources = {p.slug_source for p in placements}
+    notes = []
+    if SlugSource.KNOWN_SLUG in sources:
+        notes.append(f"{MATCHED_MARK} {MATCHED_NOTE}")
+    if SlugSource.TABLE_ONLY in sources:
+        notes.append(f"[enrollments_…] {TABLE_ONLY_NOTE}")
+    return notes
+
+
+def datasets_text(report: Report) -> list[str]:
+    """One line per dataset when there are several or one failed; else none."""
+    if not report.several_datasets and not any(d.error for d in report.datasets):
+        return []
+    rows = [
+        [
+            f"  {d.dataset}",
+            f"not listed: {printable(d.error)}"
+            if d.error
+            else f"{d.experiments} experiment{'s' * (d.experiments != 1)}",
+        ]
+        for d in report.datasets
+    ]
+    return _columns(rows)
 
 
 def _columns(rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
@@ -278,11 +340,13 @@ def _columns(rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
 def render_report(report: Report) -> str:
     count = report.experiment_count + len(report.unresolved)
     apart = f" ({len(report.unresolved)} not pinnable)" if report.unresolved else ""
+    where = f" in {report.datasets[0].dataset}" if len(report.datasets) == 1 else ""
     lines = [
-        f"{count} experiment{'s' * (count != 1)} from {report.enrollments_source}{apart}, "
-        f"as of {short_time(report.taken_at)}"
+        f"{count} experiment{'s' * (count != 1)} from {report.enrollments_source}{where}{apart}, "
+        f"as of {short_time(report.taken_at)}",
+        *datasets_text(report),
     ]
-    recovered = False
+    shown: list[Placement] = list(report.unresolved)
     for repo in report.repositories:
         tag = f"breaking tag '{repo.breaking_tag}'" if repo.breaking_tag else "no breaking tag"
         lines += ["", f"{repo.repository} ({tag})"]
@@ -308,18 +372,17 @@ def render_report(report: Report) -> str:
         for version, row in zip(repo.versions, table[1:], strict=True):
             lines.append(row)
             lines += [next(sub_rows) for _ in version.experiments]
-        recovered |= any(p.slug_source == TABLE_NAME_SOURCE for p in placed)
+        shown += placed
     if report.unresolved:
         lines += ["", "Listed but not pinnable (the webhook would refuse or fail these pods):"]
         for placement in report.unresolved:
-            lines.append(f"    {slug_text(placement)}  {short_time(placement.enrolled_at)}")
+            where_row = [str(placement.dataset)] if report.several_datasets else []
+            cells = [slug_text(placement), *where_row, enrolled_text(placement)]
+            lines.append("    " + "  ".join(cells))
             lines.append(f"        {printable(placement.error)}")
-    if recovered:
-        lines += [
-            "",
-            "* slug recovered from the enrollments table's name: each '_' may stand for "
-            "'-' or '.' in the real slug",
-        ]
+    notes = slug_notes(shown)
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines)
 
 
@@ -327,7 +390,8 @@ def _experiment_row(placement: Placement, report: Report) -> list[str]:
     decision = placement.decision
     reason = str(decision.reason) if decision else ""
     shas = [decision.shas.get(n, "")[:SHORT_SHA] if decision else "" for n in report.config_repos]
-    return [slug_text(placement), short_time(placement.enrolled_at), reason, *shas]
+    where = [str(placement.dataset)] if report.several_datasets else []
+    return [slug_text(placement), *where, enrolled_text(placement), reason, *shas]
 
 
 def render_what_if(result: WhatIf) -> str:
@@ -342,14 +406,17 @@ def render_what_if(result: WhatIf) -> str:
     )
     if not result.moves:
         return head + "."
-    rows = [["SLUG", "ENROLLED", "FROM", "TO"]]
+    several = len({move.placement.dataset for move in result.moves}) > 1
+    rows = [["SLUG", *(["DATASET"] * several), "ENROLLED", "FROM", "TO"]]
     for move in result.moves:
         rows.append(
             [
-                printable(move.slug),
-                short_time(move.enrolled_at),
+                slug_text(move.placement),
+                *([str(move.placement.dataset)] * several),
+                short_time(move.placement.enrolled_at),
                 f"{short_digest(move.before.digest)} ({tags_text(move.before)})",
                 f"{short_digest(move.after.digest)} ({tags_text(move.after)})",
             ]
         )
-    return "\n".join([head + ":", "", *_columns(rows)])
+    notes = slug_notes(move.placement for move in result.moves)
+    return "\n".join([head + ":", "", *_columns(rows), *(["", *notes] if notes else [])])

@@ -15,14 +15,19 @@ from webhook.inventory import Placement
 from webhook.pinning import Image
 from webhook.recent import RecentDecision
 from webhook.report import (
-    TABLE_NAME_SOURCE,
+    MATCHED_MARK,
+    MATCHED_NOTE,
+    TABLE_ONLY_NOTE,
     Report,
     RepositoryReport,
     ShaRange,
     Version,
+    enrolled_text,
     short_digest,
     short_time,
+    slug_notes,
 )
+from webhook.slugs import SlugSource
 from webhook.status import Status
 from webhook.timeline import UNRESOLVED_COLOUR, colours, release_name, render_timeline
 
@@ -139,27 +144,40 @@ def _sha_range(sha_range: ShaRange | None) -> str:
     return f'{first} … {last} <span class="detail">({sha_range.count} commits)</span>'
 
 
-def _slug_item(placement: Placement) -> str:
+def _slug(placement: Placement) -> str:
+    """The slug; `~` when matched by a known slug; the table, in brackets, when only it is known."""
+    if placement.slug is None:
+        return (
+            f'<span class="slug table" title="{_e(TABLE_ONLY_NOTE)}">[{_e(placement.table)}]</span>'
+        )
+    if placement.slug_source == SlugSource.KNOWN_SLUG:
+        return (
+            f'<span class="slug" title="{_e(MATCHED_NOTE)}">{_e(placement.slug)} '
+            f"{MATCHED_MARK}</span>"
+        )
+    return f'<span class="slug">{_e(placement.slug)}</span>'
+
+
+def _slug_item(placement: Placement, several_datasets: bool) -> str:
     meta = [str(placement.decision.reason)] if placement.decision else []
     if placement.enrolled_at is not None:
         meta.append(f"enrolled {short_time(placement.enrolled_at)}")
-    marker = " *" if placement.slug_source == TABLE_NAME_SOURCE else ""
-    title = ' title="slug recovered from the table name"' if marker else ""
-    return (
-        f'<li><span class="slug"{title}>{_e(placement.slug)}{marker}</span>'
-        f'<span class="reason">{_e(" · ".join(meta))}</span></li>'
-    )
+    if several_datasets:
+        meta.append(str(placement.dataset))
+    return f'<li>{_slug(placement)}<span class="reason">{_e(" · ".join(meta))}</span></li>'
+
+
+def _notes(placements: Sequence[Placement]) -> str:
+    return "".join(f'<p class="hint">{_e(note)}</p>' for note in slug_notes(placements))
 
 
 def _version_row(
-    version: Version,
-    repo: RepositoryReport,
-    palette: Mapping[str, str],
-    config_repos: Sequence[str],
+    version: Version, repo: RepositoryReport, palette: Mapping[str, str], report: Report
 ) -> str:
+    config_repos = report.config_repos
     image = version.image
     count = len(version.experiments)
-    slugs = "".join(_slug_item(p) for p in version.experiments)
+    slugs = "".join(_slug_item(p, report.several_datasets) for p in version.experiments)
     experiments = f'<span class="count">{count}</span>'
     if slugs:
         experiments = f'<div>{experiments}<ul class="slugs">{slugs}</ul></div>'
@@ -194,18 +212,10 @@ def _repository(report: Report, repo: RepositoryReport) -> str:
     palette = colours([v.image for v in repo.versions])
     timeline = render_timeline(repo, palette, report.unresolved, report.taken_at)
     head = ["Image", "Uploaded", "Tags", "Experiments", *report.config_repos]
-    rows = "".join(_version_row(v, repo, palette, report.config_repos) for v in repo.versions)
+    rows = "".join(_version_row(v, repo, palette, report) for v in repo.versions)
     if not rows:
         rows = f'<tr class="empty"><td colspan="{len(head)}">No images listed.</td></tr>'
-    recovered = any(
-        p.slug_source == TABLE_NAME_SOURCE for v in repo.versions for p in v.experiments
-    )
-    footnote = (
-        "<p class=\"hint\">* slug recovered from the enrollments table's name: each '_' may "
-        "stand for '-' or '.' in the real slug.</p>"
-        if recovered
-        else ""
-    )
+    footnote = _notes([p for v in repo.versions for p in v.experiments])
     return (
         f'<section class="card"><h2>Timeline<small>{_e(repo.repository)}</small></h2>'
         f'<div class="chart">{timeline}</div>{_legend(repo, palette)}'
@@ -224,16 +234,33 @@ def _unresolved(report: Report) -> str:
     if not report.unresolved:
         return ""
     rows = "".join(
-        f'<tr><td data-label="Slug"><span class="slug">{_e(p.slug)}</span></td>'
-        f'<td data-label="Enrolled"><span class="mono">{_e(short_time(p.enrolled_at))}</span></td>'
+        f'<tr><td data-label="Slug">{_slug(p)}</td>'
+        f'<td data-label="Dataset"><span class="mono">{_e(p.dataset)}</span></td>'
+        f'<td data-label="Enrolled"><span class="mono">{_e(enrolled_text(p))}</span></td>'
         f'<td data-label="Why"><span class="detail">{_e(p.error)}</span></td></tr>'
         for p in report.unresolved
     )
     return (
         '<section class="card"><h2>Listed but not pinnable'
         "<small>the webhook would refuse or fail these pods</small></h2>"
-        "<table><thead><tr><th>Slug</th><th>Enrolled</th><th>Why</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table></section>"
+        "<table><thead><tr><th>Slug</th><th>Dataset</th><th>Enrolled</th><th>Why</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table>{_notes(report.unresolved)}</section>"
+    )
+
+
+def _unlisted(report: Report) -> str:
+    """The datasets that could not be listed: their experiments are missing from the page."""
+    failed = [d for d in report.datasets if d.error]
+    if not failed:
+        return ""
+    items = "".join(
+        f'<li><code>{_e(d.dataset)}</code>: <span class="detail">{_e(d.error)}</span></li>'
+        for d in failed
+    )
+    return (
+        '<section class="card error"><h2>Datasets not listed'
+        "<small>their experiments are missing below</small></h2>"
+        f'<ul class="slugs">{items}</ul></section>'
     )
 
 
@@ -286,6 +313,8 @@ def render_status(status: Status, now: datetime | None = None) -> str:
             f"<span><b>{count}</b> experiment{'s' * (count != 1)} from "
             f"{_e(report.enrollments_source)}</span>"
         )
+        datasets = ", ".join(str(d.dataset) for d in report.datasets)
+        meta.append(f"<span>in <b>{_e(datasets)}</b></span>")
         meta.append(f"<span>as of <b>{_e(short_time(report.taken_at))}</b></span>")
     body = []
     if report is None:
@@ -294,6 +323,7 @@ def render_status(status: Status, now: datetime | None = None) -> str:
             f"<p>{_e(status.error)}</p></section>"
         )
     else:
+        body.append(_unlisted(report))
         body += [_repository(report, repo) for repo in report.repositories]
         body.append(_unresolved(report))
     body.append(_decisions(status.decisions, settings.get("workers", "every worker")))

@@ -16,7 +16,7 @@ from html import escape
 
 from webhook.inventory import Placement
 from webhook.pinning import Image
-from webhook.report import RepositoryReport, short_digest, short_time
+from webhook.report import RepositoryReport, enrolled_text, short_digest, short_time
 
 PALETTE = (
     "#4e79a7",
@@ -154,7 +154,7 @@ def render_timeline(
         (p, image, p.enrolled_at) for p, image in dated if p.enrolled_at is not None
     ]
     points += [(p, None, p.enrolled_at) for p in strays if p.enrolled_at is not None]
-    points.sort(key=lambda item: (item[2], item[0].slug))
+    points.sort(key=lambda item: (item[2], item[0].label, str(item[0].dataset)))
     labelled = len(points) + len(pending) <= LABELLED_ROWS
     if labelled:
         lanes = list(range(len(points)))
@@ -265,7 +265,10 @@ def _point(
     colour = palette.get(image.digest, UNRESOLVED_COLOUR) if image else UNRESOLVED_COLOUR
     runs = f"runs {release_name(image)} ({short_digest(image.digest)})" if image else ""
     why = str(placement.decision.reason) if placement.decision else placement.error
-    title = f"{placement.slug}\nenrolled {short_time(placement.enrolled_at)}\n{runs}\n{why}"
+    where = (
+        f"{placement.dataset}" if placement.slug is not None else f"table in {placement.dataset}"
+    )
+    title = f"{placement.label}\n{where}\nenrolled {enrolled_text(placement)}\n{runs}\n{why}"
     out = ['<g class="point">']
     if scale is not None and image is not None:
         target = _pct(scale.x(image.uploaded))
@@ -283,11 +286,11 @@ def _point(
         paint = f'fill="#fff" stroke="{colour}" stroke-width="2.5"'
     out.append(
         f'<circle class="{kind}" cx="{_pct(x)}" cy="{y}" r="{RADIUS}" {paint} '
-        f'data-slug="{_attr(placement.slug)}">'
+        f'data-slug="{_attr(placement.label)}">'
         f"<title>{_attr(title.strip())}</title></circle>"
     )
     if labelled:
-        name = placement.slug
+        name = placement.label
         if len(name) > LABEL_CHARS:
             name = name[: LABEL_CHARS - 1] + "…"
         right = x > 55.0

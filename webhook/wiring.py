@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -34,16 +34,18 @@ from webhook.config import (
     StaticEnrollmentSource,
     StaticSource,
 )
+from webhook.datasets import ALLOW_LIST_KEY
 from webhook.deadline import LookupPool
 from webhook.inventory import Inventory, take_inventory
 from webhook.pods import PodLimits
-from webhook.recent import DecisionLog
+from webhook.recent import KEEP, DecisionLog
 from webhook.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.sources import (
     ConfigHistory,
     EnrollmentClock,
     ExperimentLister,
     ImageHistory,
+    OverrideLister,
     OverrideSource,
     SourceError,
 )
@@ -55,6 +57,7 @@ from webhook.sources.cached import (
     CachedImageHistory,
     CachedWorkflows,
 )
+from webhook.sources.descriptions import Descriptions
 from webhook.sources.dockerauth import AuthFileError, read_auth_file
 from webhook.sources.endpoints import check_endpoint, registry_host
 from webhook.sources.gcr import GcrImages
@@ -64,6 +67,7 @@ from webhook.sources.instrumented import (
     InstrumentedConfigHistory,
     InstrumentedEnrollments,
     InstrumentedImages,
+    observed,
 )
 from webhook.sources.oci import OciImages
 from webhook.sources.static import (
@@ -95,6 +99,9 @@ class SplitOverrides:
 
     def slug_pin(self, slug: str, fresh_since: datetime | None = None) -> str | None:
         return self.slugs.slug_pin(slug, fresh_since)
+
+    def pinned_slugs(self) -> Collection[str]:
+        return self.slugs.pinned_slugs() if isinstance(self.slugs, OverrideLister) else ()
 
 
 def _netloc(endpoint: str | None) -> list[str]:
@@ -334,10 +341,19 @@ class Wiring:
 
         A backend outage must not take the webhook out of its Service: then the
         failure policy (a 503 Argo retries, or `onError: allow`) decides, not a
-        "failed calling webhook" from the API server.
+        "failed calling webhook" from the API server. A configured dataset that
+        BigQuery says does not exist is no outage but a configuration to fix:
+        the replica stays unready until it is listed, so a rollout with a wrong
+        dataset never replaces replicas that work.
         """
         if self.draining():
             return False, "draining: shutting down"
+        missing = self.cached_enrollments.missing_datasets
+        if missing:
+            return False, (
+                f"enrollments dataset not found ({'; '.join(missing)}): create it, or correct "
+                f"{ALLOW_LIST_KEY} / enrollments.dataset"
+            )
         cold = [h.name for h in self.cached_images if not h.history.warm]
         cold += self.cached_enrollments.cold_listings
         if not cold:
@@ -375,8 +391,19 @@ class Wiring:
             for rule in self.config.enrollment_args
         ]
 
+    @cached_property
+    def descriptions(self) -> Descriptions | None:
+        """Tables' descriptions for the report (BigQuery only; never on the admission path)."""
+        source = self.enrollment_source
+        if not isinstance(source, BigQueryEnrollments):
+            return None
+        name = f"{source.name} description"
+        return Descriptions(lambda d, t: observed(name, lambda: source.table_description(d, t)))
+
     def inventory(self) -> Inventory:
-        return take_inventory(self.resolver, self.experiments)
+        """Every experiment decided; slugs seen in recent admissions help name the tables."""
+        admitted = [d.slug for d in self.decision_log.recent(KEEP) if d.slug]
+        return take_inventory(self.resolver, self.experiments, self.descriptions, admitted)
 
     @cached_property
     def decision_log(self) -> DecisionLog:

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.bigquery_standin import FakeBigQuery, running_bigquery
+from tests.bigquery_standin import FakeBigQuery, not_found, running_bigquery
 from tests.builders import utc
 from tests.standins import Reply, json_reply
 from webhook.config import BigQuerySource
 from webhook.datasets import Dataset
-from webhook.sources import SourceError
+from webhook.sources import DatasetMissing, SourceError
 from webhook.sources.bigquery import BigQueryEnrollments
 
 
@@ -62,18 +62,95 @@ def test_listing_pages_through_every_enrollments_table(bigquery: FakeBigQuery) -
     bigquery.page_size = 3
     listed = source(bigquery.stand_in.url).list_enrolled(MOZANALYSIS)
     assert bigquery.lists() == 4  # 10 tables, 3 per page
-    assert sorted(e.slug for e in listed) == sorted(
-        ["my_experiment", "rerun_skipped", *(f"exp_{d}" for d in range(1, 8))]
+    assert sorted(e.table for e in listed) == sorted(
+        f"enrollments_{name}"
+        for name in ["my_experiment", "rerun_skipped", *(f"exp_{d}" for d in range(1, 8))]
     )
-    by_slug = {e.slug: e for e in listed}
-    assert by_slug["rerun_skipped"].enrolled_at == utc("2023-11-14T22:13:20Z")
-    assert {e.slug_source for e in listed} == {"table-name"}
+    by_table = {e.table: e for e in listed}
+    assert by_table["enrollments_rerun_skipped"].enrolled_at == utc("2023-11-14T22:13:20Z")
+    # tables.list carries no description: the listing names tables, never a slug
+    assert {(e.slug, e.slug_source, e.error) for e in listed} == {(None, "table-name", "")}
 
 
-def test_missing_dataset(bigquery: FakeBigQuery) -> None:
+def test_a_malformed_table_costs_that_table_only(bigquery: FakeBigQuery) -> None:
     assert bigquery.stand_in is not None
-    with pytest.raises(SourceError, match=r"dataset nope\.mozanalysis not found"):
-        source(bigquery.stand_in.url).list_enrolled(Dataset("nope", "mozanalysis"))
+    bigquery.add("enrollments_bad_label", utc("2024-01-01T00:00:00Z"), last_updated="yesterday")
+    bigquery.add("enrollments_no_creation", None)
+    listed = {e.table: e for e in source(bigquery.stand_in.url).list_enrolled(MOZANALYSIS)}
+    assert listed["enrollments_my_experiment"].enrolled_at == utc("2023-01-01T00:00:00Z")
+    assert listed["enrollments_bad_label"].enrolled_at is None
+    assert listed["enrollments_bad_label"].error == (
+        "table enrollments_bad_label has label last_updated='yesterday': not epoch seconds"
+    )
+    assert listed["enrollments_no_creation"].error == (
+        "malformed answer: table enrollments_no_creation has no creationTime"
+    )
+
+
+def test_a_tables_description_names_its_slug(bigquery: FakeBigQuery) -> None:
+    assert bigquery.stand_in is not None
+    clock = source(bigquery.stand_in.url)
+    assert clock.table_description(MOZANALYSIS, "enrollments_rerun_skipped") == "rerun-skipped"
+    assert clock.table_description(MOZANALYSIS, "enrollments_my_experiment") is None
+    assert clock.table_description(MOZANALYSIS, "enrollments_gone") is None
+    with pytest.raises(DatasetMissing):
+        clock.table_description(Dataset("moz-fx-data-experiments", "typo"), "enrollments_x")
+
+
+STAGING = Dataset("moz-fx-data-experiments", "mozanalysis_staging")
+
+
+@pytest.mark.parametrize("location", [None, "US"], ids=["plain", "with-location"])
+def test_a_missing_table_is_not_enrolled_a_missing_dataset_is_an_outage(
+    bigquery: FakeBigQuery, location: str | None
+) -> None:
+    assert bigquery.stand_in is not None
+    bigquery.location = location
+    bigquery.add(
+        "enrollments_staged",
+        utc("2024-02-01T00:00:00Z"),
+        dataset=("moz-fx-data-experiments", "mozanalysis_staging"),
+    )
+    clock = source(bigquery.stand_in.url)
+    assert clock.enrolled_at("staged", STAGING) == utc("2024-02-01T00:00:00Z")
+    assert clock.enrolled_at("my-experiment", STAGING) is None  # that dataset exists: not enrolled
+    typo = Dataset("moz-fx-data-experiments", "mozanalysis_typo")
+    with pytest.raises(DatasetMissing) as get_missing:
+        clock.enrolled_at("my-experiment", typo)
+    assert get_missing.value.dataset == typo
+    assert get_missing.value.cause == (
+        "tables.get moz-fx-data-experiments.mozanalysis_typo.enrollments_my_experiment: "
+        "dataset moz-fx-data-experiments.mozanalysis_typo not found"
+    )
+    with pytest.raises(
+        DatasetMissing,
+        match=rf"tables.list {typo}: dataset {typo} not found",
+    ):
+        clock.list_enrolled(typo)
+    nowhere = Dataset("nope", "mozanalysis")
+    with pytest.raises(
+        DatasetMissing, match=r"project nope \(of dataset nope.mozanalysis\) not found"
+    ):
+        clock.enrolled_at("my-experiment", nowhere)
+    with pytest.raises(DatasetMissing, match=r"tables.list nope.mozanalysis: project nope"):
+        clock.list_enrolled(nowhere)
+
+
+def test_a_404_that_names_nothing_of_ours_is_a_failure(bigquery: FakeBigQuery) -> None:
+    """A 404 from a proxy (HTML) or naming another resource is never "not enrolled"."""
+    assert bigquery.stand_in is not None
+    clock = source(bigquery.stand_in.url)
+    bigquery.stand_in.fault = Reply(
+        404, b"<html><title>Error 404 (Not Found)!!1</title></html>", {"Content-Type": "text/html"}
+    )
+    with pytest.raises(
+        SourceError, match="HTTP 404 naming neither the table nor its dataset"
+    ) as html:
+        clock.enrolled_at("my-experiment", MOZANALYSIS)
+    assert not isinstance(html.value, DatasetMissing)
+    bigquery.stand_in.fault = not_found("Table other-project:elsewhere.enrollments_my_experiment")
+    with pytest.raises(SourceError, match="Not found: Table other-project:elsewhere"):
+        clock.enrolled_at("my-experiment", MOZANALYSIS)
 
 
 @pytest.mark.parametrize(

@@ -7,21 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.bigquery_standin import bigquery_source, running_bigquery
-from tests.builders import EXAMPLES, utc
+from tests.builders import example_config_file, utc
 from tests.standins import json_reply
 from webhook.cli import main
 
 
-def config_file(tmp_path: Path, bigquery_url: str) -> str:
-    config: dict[str, Any] = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
-    config["static"] = str(EXAMPLES / "static-data.yaml")
-    config["enrollments"] = bigquery_source(bigquery_url, timeout=1)
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+def config_file(tmp_path: Path, bigquery_url: str, **enrollments: Any) -> str:
+    source = bigquery_source(bigquery_url, timeout=1) | enrollments
+    return str(example_config_file(tmp_path, enrollments=source))
 
 
 def test_explain_shows_the_bigquery_answer(
@@ -55,3 +50,27 @@ def test_explain_names_the_failing_source(
     assert "bigquery: enrollment time of live-one in moz-fx-data-experiments.mozanalysis" in err
     assert "FAILED: bigquery: tables.get" in err
     assert "HTTP 503" in err
+
+
+def test_explain_reads_the_dataset_named_and_says_when_it_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    staging = "moz-fx-data-experiments.mozanalysis_staging"
+    typo = "moz-fx-data-experiments.mozanalysis_typo"
+    with running_bigquery() as bigquery:
+        assert bigquery.stand_in is not None
+        bigquery.add(
+            "enrollments_live_one",
+            utc("2024-05-30T02:00:00Z"),
+            dataset=("moz-fx-data-experiments", "mozanalysis_staging"),
+        )
+        path = config_file(tmp_path, bigquery.stand_in.url, allowedDatasets=[staging, typo])
+        argv = ["explain", "--config", path, "--slug", "live-one", "--json"]
+        assert main([*argv, "--dataset", staging]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert main([*argv, "--dataset", typo]) == 2
+        err = capsys.readouterr().err
+    assert (report["dataset"], report["enrolledAt"]) == (staging, "2024-05-30T02:00:00Z")
+    assert f"FAILED: bigquery: tables.get {typo}.enrollments_live_one" in err
+    assert f"dataset {typo} not found" in err
+    assert "not enrolled" not in err

@@ -82,16 +82,19 @@ def test_config_map_entries(api: ApiServer) -> None:
     assert source.slug_pin("my-experiment") == "latest"
     assert source.slug_pin("other") == "4bba4eebe859c802"
     assert source.slug_pin("unknown") is None
+    assert sorted(source.pinned_slugs()) == ["my-experiment", "other"]  # what the report matches
     assert len(api.stand_in.calls("/api/v1/namespaces/jetstream-pin/configmaps/")) == 1
     del api.cluster.objects[("configmaps", "jetstream-pin", "jetstream-pin-overrides")]
     clock.now += 11
     assert source.slug_pin("my-experiment") is None  # ConfigMap gone: no override
+    assert tuple(source.pinned_slugs()) == ()
 
 
 def test_without_a_config_map_or_workflow_labels_nothing_is_asked(api: ApiServer) -> None:
     source = KubeOverrides(api_client(api.kubeconfig), workflow_labels=False, config_map=None)
     assert source.workflow_pin("argo", "wf") is None
     assert source.slug_pin("my-experiment") is None
+    assert tuple(source.pinned_slugs()) == ()
     assert api.stand_in.calls() == []
 
 

@@ -24,14 +24,15 @@ from tests.builders import (
     utc,
 )
 from tests.dom import parse
-from tests.fakes import FakeLister, World
+from tests.fakes import FakeLister, World, listed
 from webhook.admin import admin_blueprint
 from webhook.app import Listeners, create_app
 from webhook.config import load_config, parse_config
+from webhook.datasets import Dataset, DatasetPolicy
 from webhook.inventory import Inventory, InventoryFailed, take_inventory
 from webhook.recent import DecisionLog
 from webhook.review import parse_review
-from webhook.sources import EnrolledExperiment
+from webhook.sources import EnrolledExperiment, SourceError
 from webhook.status import BEING_COMPUTED, StatusSource
 from webhook.status_page import STYLE, render_status
 from webhook.wiring import Wiring
@@ -220,8 +221,7 @@ def test_an_internal_error_is_named_not_shown() -> None:
 
 def test_many_experiments_are_packed_without_labels() -> None:
     rows = [
-        EnrolledExperiment(f"exp-{n:03}", utc("2023-01-01T00:00:00Z").replace(day=1 + n % 28),
-                           "static")
+        listed(f"exp-{n:03}", utc("2023-01-01T00:00:00Z").replace(day=1 + n % 28))
         for n in range(120)
     ]  # fmt: skip
     world = World()
@@ -236,8 +236,8 @@ def test_many_experiments_are_packed_without_labels() -> None:
 
 
 def test_points_sit_at_their_enrollment_time() -> None:
-    early = EnrolledExperiment("before-any-image", utc("2022-06-01T00:00:00Z"), "static")
-    later = EnrolledExperiment("later", utc("2024-03-01T00:00:00Z"), "static")
+    early = listed("before-any-image", utc("2022-06-01T00:00:00Z"))
+    later = listed("later", utc("2024-03-01T00:00:00Z"))
     world = World()
     source = StatusSource(
         lambda: take_inventory(world.resolver(), FakeLister(rows=[early, later])),
@@ -262,7 +262,7 @@ _LISTED_SLUG = st.text(
 def test_any_listed_slug_is_text_never_markup(slugs: list[str]) -> None:
     """Whatever a listing holds (BigQuery table descriptions are free text) stays text."""
     moment = utc("2023-06-01T00:00:00Z")
-    rows = [EnrolledExperiment(slug, moment, "description") for slug in slugs]
+    rows = [listed(slug, moment, "description") for slug in slugs]
     world = World()
     status = StatusSource(
         lambda: take_inventory(world.resolver(), FakeLister(rows=rows)), DecisionLog(None), {}
@@ -283,15 +283,23 @@ PAGE_TAGS = {
 }  # fmt: skip
 
 
-def test_slugs_from_table_names_are_marked() -> None:
-    rows = [EnrolledExperiment("my_experiment", utc("2023-06-01T00:00:00Z"), "table-name")]
+def test_tables_known_only_by_name_and_matched_slugs_are_marked() -> None:
+    when = utc("2023-06-01T00:00:00Z")
+    rows = [
+        EnrolledExperiment("enrollments_my_experiment", None, when, "table-name"),
+        EnrolledExperiment("enrollments_spring_study", None, when, "table-name"),
+    ]
     world = World()
+    world.overrides.slugs = {"spring-study": "latest"}
     status = StatusSource(
         lambda: take_inventory(world.resolver(), FakeLister(rows=rows)), DecisionLog(None), {}
     ).current()
     html = render_status(status)
-    assert "my_experiment *" in parse(html).text
-    assert "recovered from the enrollments table's name" in html
+    text = parse(html).text
+    assert "[enrollments_my_experiment]" in text
+    assert "spring-study ~" in text
+    assert "only the enrollments table is known" in text
+    assert "slug matched to its enrollments table by an overrides entry" in text
 
 
 def test_page_loads_never_wait_for_a_report_being_computed() -> None:
@@ -325,3 +333,26 @@ def test_page_loads_never_wait_for_a_report_being_computed() -> None:
     assert stale.report is not None, "the previous report while the new one is computed"
     release.set()
     second.join()
+
+
+def test_every_dataset_is_named_and_one_not_listed_is_shown() -> None:
+    default = Dataset("moz-fx-data-experiments", "mozanalysis")
+    staging = Dataset("moz-fx-data-experiments", "mozanalysis_staging")
+    typo = Dataset("moz-fx-data-experiments", "mozanalysis_typo")
+    world = World(datasets=DatasetPolicy.of(default, [default, staging, typo]))
+    when = utc("2023-06-01T00:00:00Z")
+    lister = FakeLister(
+        rows=[listed("my-experiment", when)],
+        by_dataset={
+            staging: [listed("staged-one", when)],
+            typo: SourceError("bigquery", f"tables.list {typo}: dataset {typo} not found"),
+        },
+    )
+    status = StatusSource(
+        lambda: take_inventory(world.resolver(), lister), DecisionLog(None), {}
+    ).current()
+    text = parse(render_status(status)).text
+    assert f"in {default}, {staging}, {typo}" in text
+    assert "Datasets not listed" in text
+    assert f"{typo}: bigquery: tables.list {typo}: dataset {typo} not found" in text
+    assert f"enrolled 2023-06-01 00:00Z · {staging}" in text

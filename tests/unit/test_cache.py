@@ -190,7 +190,11 @@ class Lister:
     def __init__(self, wall: WallClock | None = None) -> None:
         self.calls: list[Dataset] = []
         self.wall = wall
-        self.rows = [EnrolledExperiment("my_experiment", utc("2023-02-01T00:00:00Z"), "table-name")]
+        self.rows = [
+            EnrolledExperiment(
+                "enrollments_my_experiment", None, utc("2023-02-01T00:00:00Z"), "table-name"
+            )
+        ]
 
     def list_enrolled(self, dataset: Dataset) -> list[EnrolledExperiment]:
         self.calls.append(dataset)
@@ -221,7 +225,11 @@ def test_a_fresh_answer_needs_a_listing_begun_after_the_moment() -> None:
     cached.listings[MOZANALYSIS].refresh()  # begun at 00:00:00
     submitted = wall.now + timedelta(seconds=30)
     wall.advance(60)
-    lister.rows = [EnrolledExperiment("my_experiment", utc("2024-06-01T00:00:20Z"), "table-name")]
+    lister.rows = [
+        EnrolledExperiment(
+            "enrollments_my_experiment", None, utc("2024-06-01T00:00:20Z"), "table-name"
+        )
+    ]
     assert cached.enrolled_at("my-experiment", MOZANALYSIS, submitted) == utc(
         "2024-06-01T00:00:20Z"
     )
@@ -230,6 +238,31 @@ def test_a_fresh_answer_needs_a_listing_begun_after_the_moment() -> None:
     assert cached.enrolled_at("late-experiment", MOZANALYSIS, submitted) is None
     assert len(lister.calls) == 2
     assert clock.calls == 0
+
+
+def test_an_unreadable_table_is_read_on_its_own_never_not_enrolled() -> None:
+    """A listed table with a bad label costs that experiment only: it is not "not enrolled"."""
+    wall = WallClock()
+    clock = FakeEnrollments()
+    clock.error = SourceError("bigquery", "table enrollments_my_experiment has label ...")
+    lister = Lister(wall)
+    lister.rows = [
+        EnrolledExperiment("enrollments_my_experiment", None, None, "table-name", "bad label"),
+        EnrolledExperiment(
+            "enrollments_late_experiment", None, utc("2024-03-01T00:00:00Z"), "table-name"
+        ),
+    ]
+    cached = CachedEnrollments(clock, CONFIG, lister, [MOZANALYSIS], wall=wall)
+    cached.listings[MOZANALYSIS].refresh()
+    wall.advance(5)
+    for fresh_since in (None, wall.now - timedelta(seconds=10)):
+        assert cached.enrolled_at("late-experiment", MOZANALYSIS, fresh_since) == utc(
+            "2024-03-01T00:00:00Z"
+        )
+        with pytest.raises(SourceError, match="has label"):
+            cached.enrolled_at("my-experiment", MOZANALYSIS, fresh_since)
+    assert clock.calls == 2  # the unreadable one only, each time
+    assert len(lister.calls) == 1
 
 
 def test_a_fresh_answer_without_a_listing_reads_the_table_again() -> None:

@@ -11,9 +11,18 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.builders import EXAMPLES, ROOT, fixture_review
+from tests.builders import (
+    EXAMPLES,
+    ROOT,
+    argo_pod,
+    example_config_file,
+    fixture_review,
+    review_of,
+)
 from webhook.cli import main
-from webhook.review import decode_patch
+from webhook.config import load_config
+from webhook.review import decode_patch, parse_review
+from webhook.wiring import Wiring
 
 CONFIG = str(EXAMPLES / "config.yaml")
 
@@ -161,7 +170,9 @@ def test_report_json_on_the_example(capsys: pytest.CaptureFixture[str]) -> None:
 def test_report_text_on_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", "--config", CONFIG]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("5 experiments from static enrollments, as of ")
+    assert lines[0].startswith(
+        "5 experiments from static enrollments in moz-fx-data-experiments.mozanalysis, as of "
+    )
     rows = [line.split() for line in lines if line[:12] in EXAMPLE_GROUPS]
     assert [(r[0], r[4]) for r in rows] == [(d, str(len(s))) for d, s in EXAMPLE_GROUPS.items()]
     assert rows[2][-3:] == ["487a50e425..6f1210910b", "(2", "commits)"]
@@ -215,3 +226,73 @@ def test_the_command_starts_where_no_temporary_folder_is_usable() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "certs" in done.stdout
+
+
+STAGING = "moz-fx-data-experiments.mozanalysis_staging"
+
+
+def datasets_config(tmp_path: Path) -> str:
+    """The example, with a second allowed dataset and Jetstream's discrete-metrics rule."""
+    rule = {
+        "commands": ["run"],
+        "enrolledAtOrBefore": "2026-03-31T00:00:00Z",
+        "add": ["--no-discrete-metrics"],
+        "unlessPresent": ["--discrete-metrics"],
+    }
+    enrollments = {
+        "type": "static",
+        "allowedDatasets": ["moz-fx-data-experiments.mozanalysis", STAGING],
+    }
+    return str(example_config_file(tmp_path, enrollments=enrollments, enrollmentArgs=[rule]))
+
+
+def test_explain_shows_the_dataset_and_what_enrollment_adds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = datasets_config(tmp_path)
+    assert main(["explain", "--config", config, "--slug", "my-experiment", "--json"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert default["dataset"] == "moz-fx-data-experiments.mozanalysis"
+    assert default["table"] == "enrollments_my_experiment"
+    assert default["enrollmentArgs"] == [
+        {
+            "command": "run",
+            "adds": ["--no-discrete-metrics"],
+            "why": "enrolled 2023-01-01, on or before 2026-03-31",
+            "unlessPresent": ["--discrete-metrics", "--no-discrete-metrics"],
+            "text": "run: adds --no-discrete-metrics (enrolled 2023-01-01, on or before "
+            "2026-03-31; not when the line has --discrete-metrics, --no-discrete-metrics)",
+        }
+    ]
+    argv = ["explain", "--config", config, "--slug", "my-experiment", "--dataset", STAGING]
+    assert main(argv) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert f"dataset      {STAGING} (table enrollments_my_experiment)" in text
+    assert f"enrollment time of my-experiment in {STAGING}" in "\n".join(text)
+    assert (
+        "arguments    run: adds --no-discrete-metrics (enrolled 2023-01-01, on or before "
+        "2026-03-31; not when the line has --discrete-metrics, --no-discrete-metrics)" in text
+    )
+    assert main(["explain", "--config", config, "--slug", "brand-new-experiment"]) == 0
+    assert "arguments    run: adds nothing (not enrolled: enrolls now)" in capsys.readouterr().out
+
+
+def test_explain_refuses_a_dataset_off_the_allow_list_as_the_webhook_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = datasets_config(tmp_path)
+    typo = "moz-fx-data-experiments.mozanalysis_typo"
+    argv = ["explain", "--config", config, "--slug", "my-experiment", "--dataset", typo]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    pod = argo_pod("my-experiment")
+    pod["spec"]["containers"][1]["command"] += ["--dataset_id=mozanalysis_typo"]
+    answer = Wiring(load_config(config), record_events=False).admitter.admit(
+        parse_review(review_of(pod))
+    )
+    status = answer.response["response"]["status"]
+    assert status["code"] == 400
+    assert err == f"jetstream-pin explain: {status['message'].removeprefix('jetstream-pin: ')}\n"
+    assert "enrollments.allowedDatasets" in err
+    assert main([*argv[:-1], "nodot"]) == 2
+    assert "--dataset: 'nodot' is not 'project.dataset'" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from webhook.commands import (
     DEFAULT_PINNED_COMMANDS,
     ArgsCannotBeAdded,
     ArgsRule,
+    args_effects,
     args_to_add,
     unpinned_command,
 )
@@ -177,3 +178,47 @@ def test_argo_executor_containers_are_never_given_arguments() -> None:
     before = [c for c in pod["spec"]["containers"] if c["image"] == ARGOEXEC]
     after = applied(pod, admit(world, pod, args_rules=[DISCRETE]))
     assert [c for c in after["spec"]["containers"] if c["image"] == ARGOEXEC] == before
+
+
+EXPORTS = ArgsRule(
+    commands=frozenset({"export-statistics-to-json", "run"}),
+    enrolled_at_or_before=utc("2025-06-30T12:00:00Z"),
+    add=("--legacy-exports",),
+)
+UNLESS = ("--discrete-metrics", "--discrete_metrics", "--no-discrete-metrics",
+          "--no_discrete_metrics")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rules", "enrolled", "texts"),
+    [
+        ([DISCRETE], "2024-01-02T00:00:00Z",
+         ["run: adds --no-discrete-metrics (enrolled 2024-01-02, on or before 2026-03-31; "
+          f"not when the line has {', '.join(UNLESS)})"]),
+        ([DISCRETE], "2026-03-31T00:00:00Z",
+         [f"run: adds --no-discrete-metrics (enrolled 2026-03-31, on or before 2026-03-31; "
+          f"not when the line has {', '.join(UNLESS)})"]),
+        ([DISCRETE], "2026-03-31T00:00:01Z",
+         ["run: adds nothing (enrolled 2026-03-31 00:00:01Z, after 2026-03-31)"]),
+        ([DISCRETE], None, ["run: adds nothing (not enrolled: enrolls now)"]),
+        ([DISCRETE, EXPORTS], "2025-06-30T12:00:00Z",
+         [f"run: adds --no-discrete-metrics (enrolled 2025-06-30 12:00:00Z, on or before "
+          f"2026-03-31; not when the line has {', '.join(UNLESS)})",
+          "export-statistics-to-json: adds --legacy-exports (enrolled 2025-06-30 12:00:00Z, "
+          "on or before 2025-06-30 12:00:00Z; not when the line has --legacy-exports)",
+          "run: adds --legacy-exports (enrolled 2025-06-30 12:00:00Z, on or before "
+          "2025-06-30 12:00:00Z; not when the line has --legacy-exports)"]),
+        ([], "2024-01-02T00:00:00Z", []),
+    ],
+    ids=["before", "at the cutoff", "after", "not enrolled", "two rules", "no rule"],
+)  # fmt: skip
+def test_what_each_rule_adds_per_command(
+    rules: list[ArgsRule], enrolled: str | None, texts: list[str]
+) -> None:
+    effects = args_effects(rules, utc(enrolled) if enrolled else None)
+    assert [e.text() for e in effects] == texts
+    # the same answer each rule gives a command line without any of its flags
+    pairs = [(rule, command) for rule in rules for command in sorted(rule.commands)]
+    for (rule, command), effect in zip(pairs, effects, strict=True):
+        line = read_invocation(["jetstream", command, "--experiment_slug=s"], None)
+        assert rule.applies(line, utc(enrolled) if enrolled else None) is bool(effect.adds)

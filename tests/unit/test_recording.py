@@ -43,17 +43,16 @@ def writer(store: GatedStore) -> tuple[RecordWriter, list[tuple[str, str, str]]]
 
 def test_decisions_waiting_for_one_workflow_go_in_one_write() -> None:
     store = GatedStore()
-    pending, settled = writer(store)
-    assert pending.submit(STATE, "k0", "v0") is None  # queued: the caller goes on at once
-    store.gate.wait(0)  # the thread takes k0 and waits at the gate
-    for n in range(1, 6):
-        pending.submit(STATE, f"k{n}", f"v{n}")
     store.gate.set()
-    assert pending.flush(5)
-    assert [sorted(call) for call in store.calls] in (
-        [["k0"], ["k1", "k2", "k3", "k4", "k5"]],
-        [["k0", "k1", "k2", "k3", "k4", "k5"]],
+    settled: list[tuple[str, str, str]] = []
+    pending = RecordWriter(
+        store, lambda _, k, ours, stood: settled.append((k, ours, stood)), linger=3600
     )
+    for n in range(6):
+        assert pending.submit(STATE, f"k{n}", f"v{n}") is None  # the caller goes on at once
+    assert store.calls == []  # still lingering
+    assert pending.flush(5)
+    assert store.calls == [{f"k{n}": f"v{n}" for n in range(6)}]
     assert sorted(settled) == [(f"k{n}", f"v{n}", f"v{n}") for n in range(6)]
 
 

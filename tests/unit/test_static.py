@@ -10,6 +10,7 @@ import yaml
 
 from tests.builders import EXAMPLES, JETSTREAM, utc
 from webhook.datasets import Dataset
+from webhook.pinning import enrollments_table
 from webhook.sources import PendingLister, SourceError
 from webhook.sources.static import (
     StaticConfigHistory,
@@ -135,9 +136,10 @@ def test_empty_commit_list_is_a_source_error() -> None:
 def test_static_enrollments_list_every_enrolled_experiment() -> None:
     data = StaticData.load(EXAMPLES / "static-data.yaml")
     listed = StaticEnrollments(data).list_enrolled(ANY)
-    slugs = [e.slug for e in listed]
+    slugs = [e.slug for e in listed if e.slug is not None]
     assert "brand-new-experiment" not in slugs  # null: not enrolled
     assert slugs == sorted(slugs)
+    assert [e.table for e in listed] == [enrollments_table(slug) for slug in slugs]
     assert {e.slug_source for e in listed} == {"static"}
     assert len(listed) == 4
 

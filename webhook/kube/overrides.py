@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -83,6 +83,12 @@ class KubeOverrides:
             wanted = min(fresh_since, self._wall())
             usable = lambda entries: entries.read_at >= wanted  # noqa: E731
         return self._overrides.get("entries", self._read_overrides, usable).pins.get(slug)
+
+    def pinned_slugs(self) -> Collection[str]:
+        """Every slug with an entry in the ConfigMap (the report matches tables to them)."""
+        if self.config_map is None:
+            return ()
+        return tuple(self._overrides.get("entries", self._read_overrides).pins)
 
     def _read(self, namespace: str, workflow: str) -> str | None:
         try:

@@ -7,7 +7,7 @@ it fakes and production hands it cached network clients.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -24,6 +24,19 @@ class SourceError(Exception):
         super().__init__(f"{source}: {cause}")
         self.source = source
         self.cause = cause
+
+
+class DatasetMissing(SourceError):
+    """The enrollments dataset (or its project) does not exist.
+
+    Never "not enrolled": a typo or a deleted dataset would otherwise move every
+    experiment to the newest tooling. A lookup failure, and while a dataset has
+    never been listed, a reason to stay unready.
+    """
+
+    def __init__(self, source: str, dataset: Dataset, cause: str) -> None:
+        super().__init__(source, cause)
+        self.dataset = dataset
 
 
 class NotRecorded(SourceError):
@@ -45,16 +58,20 @@ class EnrollmentClock(Protocol):
 
 @dataclass(frozen=True)
 class EnrolledExperiment:
-    """One row of `list_enrolled`: the slug, when it enrolled, and where the slug came from.
+    """One enrollments table of `list_enrolled`: when it enrolled, and its slug when known.
 
-    `slug_source` says how trustworthy the slug is: "static" (the data file),
-    "description" (the table's description names it) or "table-name" (recovered
-    from the normalized table name, where '_' may have been '-' or '.').
+    `slug` is the real slug when the source knows it (`slug_source` "static":
+    the data file); None when only the table is known ("table-name": BigQuery's
+    tables.list returns names, not descriptions; see webhook.slugs).
+    `error`: this table could not be read (a label that is not epoch seconds,
+    no creation time); the rest of the listing stands without it.
     """
 
-    slug: str
-    enrolled_at: datetime
+    table: str
+    slug: str | None
+    enrolled_at: datetime | None
     slug_source: str
+    error: str = ""
 
 
 class ExperimentLister(Protocol):
@@ -74,6 +91,16 @@ class PendingLister(Protocol):
     """
 
     def list_not_enrolled(self) -> Sequence[str]: ...
+
+
+@runtime_checkable
+class TableDescriber(Protocol):
+    """Optional extra of a lister: a table's description (BigQuery: one tables.get).
+
+    Jetstream writes the experiment's slug there; the listing does not carry it.
+    """
+
+    def table_description(self, dataset: Dataset, table: str) -> str | None: ...
 
 
 class ImageHistory(Protocol):
@@ -104,10 +131,23 @@ class OverrideSource(Protocol):
         ...
 
 
+@runtime_checkable
+class OverrideLister(Protocol):
+    """Optional extra of an override source: every slug that has an entry.
+
+    The report matches enrollments tables known only by name to these slugs.
+    """
+
+    def pinned_slugs(self) -> Collection[str]: ...
+
+
 class NoOverrides:
     """Used when no override store is configured."""
 
     name = "no overrides"
+
+    def pinned_slugs(self) -> Collection[str]:
+        return ()
 
     def workflow_pin(self, namespace: str, workflow: str) -> str | None:
         return None

@@ -27,6 +27,7 @@ from webhook.deadline import NeedsLookup, must_not_wait
 from webhook.pinning import Image, Refusal, enrollments_table
 from webhook.sources import (
     ConfigHistory,
+    DatasetMissing,
     EnrollmentClock,
     ExperimentLister,
     ImageHistory,
@@ -61,6 +62,19 @@ class CachedImageHistory:
 
     def start(self) -> None:
         self.history.start()
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One dataset's listing: enrollment time per table, and the tables it could not read.
+
+    An unreadable table (a bad label, no creation time) is no answer: its
+    experiment is read on its own, which fails with that table's message,
+    never "not enrolled" for a table that is there.
+    """
+
+    times: Mapping[str, datetime]
+    unreadable: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -102,7 +116,7 @@ class CachedEnrollments:
             max_entries=config.max_entries,
             name="enrollments",
         )
-        self.listings: dict[Dataset, Refreshing[Mapping[str, datetime]]] = {}
+        self.listings: dict[Dataset, Refreshing[Listed]] = {}
         if lister is not None:
             for dataset in sorted(set(datasets)):
                 self.listings[dataset] = Refreshing(
@@ -114,8 +128,12 @@ class CachedEnrollments:
                 )
 
     @staticmethod
-    def _by_table(lister: ExperimentLister, dataset: Dataset) -> Mapping[str, datetime]:
-        return {enrollments_table(e.slug): e.enrolled_at for e in lister.list_enrolled(dataset)}
+    def _by_table(lister: ExperimentLister, dataset: Dataset) -> Listed:
+        rows = lister.list_enrolled(dataset)
+        return Listed(
+            {row.table: row.enrolled_at for row in rows if row.enrolled_at is not None},
+            frozenset(row.table for row in rows if row.enrolled_at is None),
+        )
 
     def enrolled_at(
         self, slug: str, dataset: Dataset, fresh_since: datetime | None = None
@@ -125,11 +143,13 @@ class CachedEnrollments:
         if listing is not None and fresh_since is not None:
             # A listing begun after the moment is the truth at that moment: a table
             # missing from it had not been created (the experiment is not enrolled).
-            return listing.since(fresh_since).get(table)
-        if listing is not None:
+            fresh = listing.since(fresh_since)
+            if table not in fresh.unreadable:
+                return fresh.times.get(table)
+        elif listing is not None:
             listed = listing.current()
             if listed is not None:
-                when = listed.get(table)
+                when = listed.times.get(table)
                 if when is not None:
                     return when
         usable = None
@@ -149,6 +169,18 @@ class CachedEnrollments:
             f"{self.name} listing of {d}"
             for d, listing in self.listings.items()
             if not listing.warm
+        ]
+
+    @property
+    def missing_datasets(self) -> list[str]:
+        """Datasets never listed because BigQuery says they (or their project) do not exist.
+
+        Readiness waits for these without end: see `Wiring.readiness`.
+        """
+        return [
+            listing.last_error.cause
+            for listing in self.listings.values()
+            if not listing.warm and isinstance(listing.last_error, DatasetMissing)
         ]
 
     def listing_ages(self) -> dict[str, float]:

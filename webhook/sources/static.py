@@ -8,7 +8,7 @@ typo shows up when the webhook starts, not when a pod arrives.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from webhook.datasets import Dataset
-from webhook.pinning import Commit, EmptyHistory, Image, commit_at, is_digest
+from webhook.pinning import Commit, EmptyHistory, Image, commit_at, enrollments_table, is_digest
 from webhook.sources import EnrolledExperiment, SourceError
 
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -174,7 +174,7 @@ class StaticEnrollments:
 
     def list_enrolled(self, dataset: Dataset) -> list[EnrolledExperiment]:
         return [
-            EnrolledExperiment(slug, when, "static")
+            EnrolledExperiment(enrollments_table(slug), slug, when, "static")
             for slug, when in sorted(self._data.enrollments.items())
             if when is not None
         ]
@@ -221,3 +221,6 @@ class StaticOverrides:
 
     def slug_pin(self, slug: str, fresh_since: datetime | None = None) -> str | None:
         return self._data.overrides.get(slug)
+
+    def pinned_slugs(self) -> Collection[str]:
+        return tuple(self._data.overrides)
