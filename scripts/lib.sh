@@ -26,6 +26,11 @@ apt_install() {
     || { as_root apt-get update -q && as_root apt-get install -y --no-install-recommends "${missing[@]}"; }
 }
 
+# What a one-node cluster (scripts/cluster up --node, the node tests) needs from Debian:
+# the OCI runtime and CNI plugins containerd runs, the tools kube-proxy and the CNI
+# plugins call, and what builds and serves the images without Docker.
+NODE_PACKAGES="runc containernetworking-plugins iptables conntrack buildah debootstrap docker-registry util-linux iproute2"
+
 python_311() {
   for candidate in python3.11 python3; do
     if command -v "$candidate" >/dev/null \

@@ -45,6 +45,7 @@ DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 class Registry:
     url: str
     log_file: Path
+    ca_file: Path | None = None
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
@@ -57,30 +58,41 @@ def registry_binary() -> str:
     return found
 
 
-def registry_config(storage: Path, port: int) -> str:
-    """Distribution's YAML: filesystem storage, loopback only, errors only in the log."""
+def registry_config(
+    storage: Path, port: int, host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None
+) -> str:
+    """Distribution's YAML: filesystem storage, one address (loopback unless `host`), errors
+    only in the log; HTTPS with `tls` (certificate, key)."""
+    http: dict[str, Any] = {"addr": f"{host}:{port}", "secret": "test-only-upload-state-secret"}
+    if tls is not None:
+        http["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
     config = {
         "version": 0.1,
         "log": {"level": "error", "accesslog": {"disabled": True}},
         "storage": {"filesystem": {"rootdirectory": str(storage)}, "delete": {"enabled": True}},
-        "http": {"addr": f"127.0.0.1:{port}", "secret": "test-only-upload-state-secret"},
+        "http": http,
     }
     return json.dumps(config)  # JSON is YAML
 
 
 @contextmanager
-def running_registry(workdir: Path) -> Iterator[Registry]:
+def running_registry(
+    workdir: Path, tls: tuple[Path, Path, Path] | None = None
+) -> Iterator[Registry]:
+    """The registry on loopback; with `tls` (certificate, key, CA) over HTTPS."""
     binary = registry_binary()
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "registry.yml"
-    config_file.write_text(registry_config(workdir / "storage", port))
+    pair = None if tls is None else (tls[0], tls[1])
+    config_file.write_text(registry_config(workdir / "storage", port, tls=pair))
     log_file = workdir / "registry.log"
     with log_file.open("wb") as log:
         process = subprocess.Popen(
             [binary, "serve", str(config_file)], stdout=log, stderr=subprocess.STDOUT
         )
-    registry = Registry(f"http://127.0.0.1:{port}", log_file)
+    scheme = "http" if tls is None else "https"
+    registry = Registry(f"{scheme}://127.0.0.1:{port}", log_file, None if tls is None else tls[2])
     try:
         _wait_ready(registry, process)
         yield registry
@@ -99,7 +111,8 @@ def _wait_ready(registry: Registry, process: subprocess.Popen[bytes]) -> None:
         if process.poll() is not None:
             pytest.fail(f"{REGISTRY_BINARY} exited with {process.returncode}: {registry.log()}")
         try:
-            if requests.get(f"{registry.url}/v2/", timeout=1).status_code == 200:
+            verify = str(registry.ca_file) if registry.ca_file else True
+            if requests.get(f"{registry.url}/v2/", timeout=1, verify=verify).status_code == 200:
                 return
         except requests.ConnectionError:
             pass
@@ -125,10 +138,13 @@ class Pushed:
 class Pusher:
     """Pushes images to one repository of a registry over the distribution HTTP API."""
 
-    def __init__(self, url: str, repository: str) -> None:
+    def __init__(self, url: str, repository: str, ca_file: Path | None = None) -> None:
         self.url = url.rstrip("/")
         self.repository = repository
         self.session = requests.Session()
+        self.session.trust_env = False  # REQUESTS_CA_BUNDLE would override `verify`
+        if ca_file is not None:
+            self.session.verify = str(ca_file)
 
     def blob(self, data: bytes) -> str:
         blob_digest = sha256(data)

@@ -96,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
         help="a --webhook that does not exist yet is not an error (helm pre-install)",
     )
     issue.add_argument(
+        "--keep-from-helm",
+        action="store_true",
+        help="mark a --webhook an earlier release rendered as a chart object "
+        "helm.sh/resource-policy: keep (helm pre-upgrade), so the upgrade does not delete it",
+    )
+    issue.add_argument(
         "--register-from",
         metavar="NAMESPACE/CONFIGMAP",
         help="create or update --webhook from the configuration in this ConfigMap, caBundle set",
@@ -211,6 +217,12 @@ def _certs_in_cluster(args: argparse.Namespace) -> certs.Bundle:
     if args.register_from is not None:
         _register(api, args, ca_bundle)
     elif args.webhook is not None:
+        if args.keep_from_helm:
+            from webhook.kube.registration import keep_from_helm
+
+            if keep_from_helm(api, args.webhook, args.timeout):
+                print(f"mutatingwebhookconfiguration {args.webhook}: kept through the upgrade "
+                      "(helm.sh/resource-policy: keep) until it is registered again")  # fmt: skip
         patched = patch_ca_bundle(api, args.webhook, ca_bundle, args.timeout)
         if patched is None and not args.allow_missing_webhook:
             raise UsageError(f"mutatingwebhookconfiguration {args.webhook} does not exist")

@@ -150,6 +150,9 @@ class OciSource:
     auth_file: Path | None = key("authFile", default=None)
     # Token realms on other hosts that may receive those credentials.
     credential_hosts: tuple[str, ...] = key("credentialHosts", default=())
+    # PEM CA certificates that sign a private registry's certificate (only this source
+    # trusts them; REQUESTS_CA_BUNDLE would replace every client's trust).
+    ca_file: Path | None = key("caFile", default=None)
 
 
 @dataclass(frozen=True)

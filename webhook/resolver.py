@@ -229,7 +229,7 @@ class Resolver:
         one Workflow then decide alike unless its table is touched in between.
         """
         fresh_since = workflow.fresh_since if workflow else None
-        as_of = workflow.created if workflow else None
+        as_of = workflow.as_of if workflow else None
         latest = isinstance(pin, PinLatest)
         needs_time = self.always_read_enrollment or (
             not latest

@@ -53,6 +53,23 @@ def rbac(namespace: str) -> list[dict[str, Any]]:
     return documents
 
 
+def executor_rbac(namespace: str) -> list[dict[str, Any]]:
+    """Argo's own Role for its emissary executor (workflowtaskresults) and its binding to
+    the namespace's `default` ServiceAccount, which Workflow pods run as: what a pod's
+    `wait` container needs once pods really run."""
+    base = _module_manifests() / "quick-start" / "base"
+    paths = [base / "executor" / "emissary" / "executor-role.yaml",
+             base / "executor-default-rolebinding.yaml"]  # fmt: skip
+    documents: list[dict[str, Any]] = []
+    for path in paths:
+        document = yaml.safe_load(path.read_text())
+        document["metadata"]["namespace"] = namespace
+        for subject in document.get("subjects", []):
+            subject["namespace"] = namespace
+        documents.append(document)
+    return documents
+
+
 @dataclass
 class Controller:
     namespace: str

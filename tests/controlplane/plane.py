@@ -5,13 +5,17 @@
 (what `scripts/cluster status|down` do). Everything lives in `state_dir`:
 certificates, etcd's data, logs, the audit log and the admin kubeconfig.
 
-No kubelet, scheduler or controller-manager runs: pods stay Pending, which is
-all admission needs. Without the controller-manager nobody creates a
-namespace's `default` ServiceAccount, so `namespace()` creates it.
+No kubelet, scheduler or controller-manager runs here: pods stay Pending,
+which is all admission needs. Without the controller-manager nobody creates a
+namespace's `default` ServiceAccount, so `namespace()` creates it. A `Node`
+(`tests.controlplane.node`) adds them: the API server then listens on the
+node network's host address instead of loopback (`address`), where pods reach
+it, and serves the Service range that network routes to the node.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 import subprocess
@@ -39,6 +43,9 @@ AUDIT_POLICY = {
     "rules": [{"level": "Metadata"}],
 }
 STATE_FILE = "state.json"
+# What others keep in the state file beside the plane's own keys: a node's and a node
+# cluster's records (tests.controlplane.node, .nodecluster).
+RECORDS = ("node", "cluster")
 
 
 @dataclass
@@ -48,6 +55,11 @@ class ControlPlane:
     api_port: int
     etcd_port: int
     processes: list[Running] = field(default_factory=list)
+    address: str = "127.0.0.1"
+    service_range: str = SERVICE_RANGE
+    # Set only while `start` runs in this process (a node issues its identities from it):
+    # the CA key is never written, so nothing on disk can mint new identities.
+    authority: pki.Authority | None = field(default=None, compare=False, repr=False)
 
     @property
     def minor(self) -> int:
@@ -56,7 +68,16 @@ class ControlPlane:
     # Files every user of the control plane reads.
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.api_port}"
+        return f"https://{self.address}:{self.api_port}"
+
+    @property
+    def on_loopback(self) -> bool:
+        return self.address == "127.0.0.1"
+
+    @property
+    def service_ip(self) -> str:
+        """The `kubernetes` Service's ClusterIP: the first address of the Service range."""
+        return str(ipaddress.ip_network(self.service_range)[1])
 
     @property
     def kubeconfig(self) -> Path:
@@ -73,14 +94,24 @@ class ControlPlane:
     # Starting, finding and stopping.
     @classmethod
     def start(
-        cls, state_dir: Path, version: str | None = None, extra_flags: Sequence[str] = ()
+        cls,
+        state_dir: Path,
+        version: str | None = None,
+        extra_flags: Sequence[str] = (),
+        address: str = "127.0.0.1",
+        service_range: str = SERVICE_RANGE,
     ) -> ControlPlane:
+        """etcd and the API server; with `address` (a node network's host address) the API
+        server listens there instead, advertised to pods as the `kubernetes` Service."""
         version = version or tools.default_version()
         apiserver = tools.kube_binary("kube-apiserver", version)
         etcd = tools.binary("etcd")
         state_dir.mkdir(parents=True, exist_ok=True)
         api_port, etcd_port, peer_port = free_ports(3)
-        plane = cls(state_dir.resolve(), version, api_port, etcd_port)
+        plane = cls(
+            state_dir.resolve(), version, api_port, etcd_port,
+            address=address, service_range=service_range,
+        )  # fmt: skip
         try:
             plane._write_pki()
             plane._start_etcd(etcd, peer_port)
@@ -94,20 +125,31 @@ class ControlPlane:
     @classmethod
     def load(cls, state_dir: Path) -> ControlPlane:
         state = json.loads((state_dir / STATE_FILE).read_text())
+        for key in RECORDS:
+            state.pop(key, None)
         state["processes"] = [
             Running(**{**entry, "log": Path(entry["log"])}) for entry in state["processes"]
         ]
         return cls(**{**state, "state_dir": Path(state["state_dir"])})
 
-    def save(self) -> None:
+    def save(self, **extra: Any) -> None:
+        """The state file `load` reads; `extra` keys (a node's record) are kept across saves."""
+        path = self.state_dir / STATE_FILE
+        kept = {}
+        if path.exists():
+            kept = {k: v for k, v in json.loads(path.read_text()).items() if k in RECORDS}
         state = {
             "state_dir": str(self.state_dir),
             "version": self.version,
             "api_port": self.api_port,
             "etcd_port": self.etcd_port,
+            "address": self.address,
+            "service_range": self.service_range,
             "processes": [running.record() for running in self.processes],
+            **kept,
+            **extra,
         }
-        (self.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+        path.write_text(json.dumps(state, indent=2))
 
     def adopt(self, running: Running) -> None:
         """Stop `running` with the control plane (the webhook, Argo's controller)."""
@@ -131,16 +173,22 @@ class ControlPlane:
         folder = self.state_dir / "pki"
         folder.mkdir(exist_ok=True)
         authority = pki.Authority()
+        self.authority = authority
         self.ca_file.write_bytes(authority.cert_pem)
         serving = authority.server(
             ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
-            ["127.0.0.1", "10.0.0.1"],
+            sorted({"127.0.0.1", self.address, self.service_ip}),
         )
-        _write_pair(folder / "apiserver", serving)
-        _write_pair(folder / "admin", authority.client("admin", ("system:masters",)))
-        _write_pair(folder / "service-accounts", pki.signing_key())
+        write_pair(folder / "apiserver", serving)
+        write_pair(folder / "admin", authority.client("admin", ("system:masters",)))
+        # How the API server authenticates to kubelets (logs, exec) when a node runs.
+        write_pair(
+            folder / "kubelet-client",
+            authority.client("kube-apiserver-kubelet-client", ("system:masters",)),
+        )
+        write_pair(folder / "service-accounts", pki.signing_key())
         (folder / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
-        self._write_kubeconfig(
+        self.write_kubeconfig(
             self.kubeconfig,
             "admin",
             {
@@ -174,13 +222,23 @@ class ControlPlane:
 
     def _start_apiserver(self, apiserver: Path, extra_flags: Sequence[str]) -> None:
         folder = self.state_dir / "pki"
+        where = [f"--bind-address={self.address}", f"--advertise-address={self.address}"]
+        if self.on_loopback:
+            where += ["--endpoint-reconciler-type=none", "--authorization-mode=RBAC"]
+        else:  # a node runs: kubelets are called on their InternalIP, their certificate checked
+            where += [
+                "--authorization-mode=Node,RBAC",
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-certificate-authority={self.ca_file}",
+                f"--kubelet-client-certificate={folder / 'kubelet-client.crt'}",
+                f"--kubelet-client-key={folder / 'kubelet-client.key'}",
+            ]
         running = start(
             "kube-apiserver",
             [
                 apiserver,
                 f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-                "--endpoint-reconciler-type=none",  # it refuses a loopback advertise address
+                *where,
                 f"--secure-port={self.api_port}", f"--cert-dir={folder}",
                 f"--tls-cert-file={folder / 'apiserver.crt'}",
                 f"--tls-private-key-file={folder / 'apiserver.key'}",
@@ -188,8 +246,7 @@ class ControlPlane:
                 f"--service-account-issuer={ISSUER}",
                 f"--service-account-key-file={folder / 'service-accounts.crt'}",
                 f"--service-account-signing-key-file={folder / 'service-accounts.key'}",
-                f"--service-cluster-ip-range={SERVICE_RANGE}",
-                "--authorization-mode=RBAC",
+                f"--service-cluster-ip-range={self.service_range}",
                 f"--audit-policy-file={folder / 'audit-policy.yaml'}",
                 f"--audit-log-path={self.audit_log}", "--audit-log-mode=blocking",
                 "--profiling=false", "--v=1",
@@ -211,7 +268,7 @@ class ControlPlane:
         return answer.status_code == 200
 
     # Clients.
-    def _write_kubeconfig(self, path: Path, user: str, credentials: dict[str, str]) -> None:
+    def write_kubeconfig(self, path: Path, user: str, credentials: dict[str, str]) -> None:
         document = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -291,22 +348,26 @@ class ControlPlane:
     def kubeconfig_for(self, namespace: str, service_account: str) -> Path:
         """A kubeconfig that authenticates as the ServiceAccount with a fresh token."""
         path = self.state_dir / f"kubeconfig-{namespace}-{service_account}"
-        self._write_kubeconfig(
+        self.write_kubeconfig(
             path,
             f"system:serviceaccount:{namespace}:{service_account}",
             {"token": self.token(namespace, service_account)},
         )
         return path
 
-    def wait_for(self, check: Any, timeout: float = 30, what: str = "condition") -> Any:
-        """Poll `check()` until it returns something truthy (objects appear asynchronously)."""
+    def wait_for(
+        self, check: Any, timeout: float = 30, what: str = "condition", seen: Any = None
+    ) -> Any:
+        """Poll `check()` until it returns something truthy (objects appear asynchronously);
+        on timeout the error shows what `seen()` (if given) returns then."""
         deadline = time.monotonic() + timeout
         while True:
             value = check()
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+                saw = f"; saw: {seen()}" if seen is not None else ""
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}{saw}")
             time.sleep(0.1)
 
     def audit_events(self, start: int = 0) -> Iterator[dict[str, Any]]:
@@ -318,7 +379,7 @@ class ControlPlane:
                     yield json.loads(line)
 
 
-def _write_pair(stem: Path, pair: pki.KeyPair) -> None:
+def write_pair(stem: Path, pair: pki.KeyPair) -> None:
     stem.with_suffix(".crt").write_bytes(pair.cert_pem)
     key = stem.with_suffix(".key")
     key.write_bytes(pair.key_pem)

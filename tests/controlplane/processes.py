@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         port: int = probe.getsockname()[1]
         return port
 
@@ -90,12 +90,15 @@ def start(
     log: Path,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    wrapper: Sequence[str] = (),
 ) -> Running:
+    """Start `command` in its own session; `wrapper` (say `nsenter --net=... --`) execs it,
+    so the recorded pid and program are the command's own."""
     arguments = [str(part) for part in command]
     with log.open("ab") as out:
         process = subprocess.Popen(
-            arguments, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=env, cwd=cwd,
+            [*wrapper, *arguments], stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True, env=env, cwd=cwd,
         )  # fmt: skip
     return Running(name, process.pid, arguments[0], log, process)
 

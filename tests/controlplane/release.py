@@ -48,18 +48,18 @@ def chart_values(namespaces: list[str], **extra: Any) -> dict[str, Any]:
     """The webhook for `namespaces`; the example data's pins move into the overrides
     ConfigMap, where a cluster keeps them."""
     overrides = {"create": True, "entries": _example_data().get("overrides", {})}
-    return _merged({"webhook": {"namespaces": namespaces}, "overrides": overrides}, extra)
+    return merged({"webhook": {"namespaces": namespaces}, "overrides": overrides}, extra)
 
 
-def _merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """`extra` over `base`, mapping by mapping, as helm merges values files."""
-    merged = dict(base)
+    result = dict(base)
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merged(merged[key], value)
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
         else:
-            merged[key] = value
-    return merged
+            result[key] = value
+    return result
 
 
 def install_identity(

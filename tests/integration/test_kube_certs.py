@@ -161,3 +161,32 @@ def test_certs_command_reports_api_failures_in_one_line(
     error = capsys.readouterr().err
     assert error.startswith("jetstream-pin certs: Kubernetes API: HTTP 403")
     assert error.count("\n") == 1
+
+
+def test_keep_from_helm_marks_only_a_configuration_helm_rendered(
+    api: ApiServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before an upgrade to the Job-registered configuration, one a chart rendered as its
+    own object is kept from Helm's deletion; one the Job registered (owned) is not touched."""
+    api.cluster.add_webhook("jetstream-pin", ["pods.jetstream-pin.mozilla.org"])
+    rendered = api.cluster.webhooks["jetstream-pin"]["metadata"]
+    rendered["annotations"] = {"meta.helm.sh/release-name": "jetstream-pin"}
+
+    def argv(webhook: str) -> list[str]:
+        return ["certs", "--kubeconfig", str(api.kubeconfig),
+                "--secret", "jetstream-pin/jetstream-pin-tls", "--webhook", webhook,
+                "--keep-from-helm", *(f"--dns={n}" for n in NAMES)]  # fmt: skip
+
+    assert main(argv("jetstream-pin")) == 0
+    assert "kept through the upgrade" in capsys.readouterr().out
+    annotations = api.cluster.webhooks["jetstream-pin"]["metadata"]["annotations"]
+    assert annotations["helm.sh/resource-policy"] == "keep"
+
+    api.cluster.add_webhook("registered", ["pods.jetstream-pin.mozilla.org"])
+    owned = api.cluster.webhooks["registered"]["metadata"]
+    owned["annotations"] = {"meta.helm.sh/release-name": "jetstream-pin"}
+    owned["ownerReferences"] = [{"apiVersion": "rbac.authorization.k8s.io/v1",
+                                 "kind": "ClusterRole", "name": "x-renew", "uid": "u"}]  # fmt: skip
+    assert main(argv("registered")) == 0
+    assert "kept through" not in capsys.readouterr().out
+    assert "helm.sh/resource-policy" not in owned["annotations"]

@@ -21,8 +21,9 @@ import requests
 from tests.builders import argo_pod, review_of, utc
 from tests.fakes import FakeCommits, FakeEnrollments
 from tests.kube import apply_response
-from tests.registry import Pushed, Pusher, Registry
+from tests.registry import Pushed, Pusher, Registry, running_registry
 from tests.servers import example_config, free_port, running_server
+from webhook import certs
 from webhook.config import OciSource
 from webhook.pinning import Image, ImageRule
 from webhook.resolver import ConfigRepo, ImageTarget, LookupFailed, Resolver
@@ -266,3 +267,24 @@ def test_the_webhook_pins_from_the_real_registry(docker_registry: Registry, tmp_
         assert f"oci {repository}" in refused["status"]["message"]
         assert "cannot connect" in refused["status"]["message"]
         assert server.session.get(f"{server.url}/healthz", timeout=5).status_code == 200
+
+
+def test_a_private_ca_is_trusted_only_through_ca_file(tmp_path: Path) -> None:
+    """A registry whose certificate a private CA signs: `caFile` makes that one source
+    trust it; without it the certificate is refused, never skipped."""
+    bundle = certs.issue(["localhost"], ["127.0.0.1"])
+    certs.write(bundle, tmp_path / "tls")
+    tls = tmp_path / "tls"
+    pair = (tls / certs.CERT_FILE, tls / certs.KEY_FILE, tls / certs.CA_FILE)
+    with running_registry(tmp_path / "registry", tls=pair) as registry:
+        assert registry.url.startswith("https://")
+        name = "moz-fx-data-experiments/jetstream"
+        pushed = Pusher(registry.url, name, registry.ca_file).image(
+            "private", "2024-01-01T00:00:00Z", ["v1"]
+        )
+        endpoint = OciSource(type="oci", endpoint=registry.url, ca_file=registry.ca_file)
+        [image] = OciImages(f"127.0.0.1/{name}", endpoint).images()
+        assert image.digest == pushed.digest
+        untrusted = OciImages(f"127.0.0.1/{name}", OciSource(type="oci", endpoint=registry.url))
+        with pytest.raises(SourceError, match="certificate is not trusted"):
+            untrusted.images()

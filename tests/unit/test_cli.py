@@ -210,6 +210,24 @@ def test_report_what_if_errors_are_one_line(
     assert len(err.strip().splitlines()) == 1
 
 
+def test_the_command_starts_where_no_temporary_folder_is_usable() -> None:
+    """The chart's certificate Jobs and `helm test` run the CLI on a read-only root
+    filesystem with no /tmp volume: importing it must not need a temporary folder."""
+    code = (
+        "import tempfile\n"
+        "tempfile.tempdir = None\n"
+        "tempfile._candidate_tempdir_list = lambda: []\n"
+        "from webhook.cli import main\n"
+        "raise SystemExit(main(['--help']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "certs" in done.stdout
+
+
 STAGING = "moz-fx-data-experiments.mozanalysis_staging"
 
 

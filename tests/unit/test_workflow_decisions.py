@@ -7,6 +7,7 @@ server (the JSON Patch and its test) is proven in tests/cluster.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -143,6 +144,17 @@ def test_the_first_decision_sees_the_images_as_of_the_workflow_creation() -> Non
     labelled.workflows.add("jetstream-abcde", "2024-03-01T00:00:00Z", pin="latest")
     assert digest_of(admit(labelled, argo_pod("my-experiment", workflow_uid=UID))) == (
         IMG_2024_02.digest
+    )
+    # creationTimestamp has whole seconds: an image pushed within that second counts
+    same_second = World(workflows=FakeWorkflowStore())
+    assert same_second.workflows is not None
+    same_second.workflows.add("jetstream-abcde", "2024-06-09T23:59:59Z", pin="latest")
+    same_second.images.history = (
+        *HISTORY[:3],
+        replace(IMG_2024_06, uploaded=utc("2024-06-09T23:59:59.500000Z")),
+    )
+    assert digest_of(admit(same_second, argo_pod("my-experiment", workflow_uid=UID))) == (
+        IMG_2024_06.digest
     )
     plain = World()
     plain.enrollments.enrolled["late-experiment"] = None

@@ -114,19 +114,26 @@ def _still_valid(pem: bytes, now: datetime) -> list[bytes]:
         return []
 
 
-def patch_ca_bundle(
-    api: k8s.ApiClient, webhook: str, ca_bundle: bytes, timeout: float = 10.0
-) -> int | None:
-    """Set caBundle on every webhook of a MutatingWebhookConfiguration; None if it is absent."""
-    admission = k8s.AdmissionregistrationV1Api(api)
+def read_webhook_configuration(api: k8s.ApiClient, name: str, timeout: float) -> Any | None:
+    """The MutatingWebhookConfiguration `name`, or None if there is none."""
     try:
-        configuration: Any = admission.read_mutating_webhook_configuration(
-            webhook, _request_timeout=timeout
+        return k8s.AdmissionregistrationV1Api(api).read_mutating_webhook_configuration(
+            name, _request_timeout=timeout
         )
     except Exception as err:
         if is_not_found(err):
             return None
         raise source_error(SOURCE, api, err, timeout) from None
+
+
+def patch_ca_bundle(
+    api: k8s.ApiClient, webhook: str, ca_bundle: bytes, timeout: float = 10.0
+) -> int | None:
+    """Set caBundle on every webhook of a MutatingWebhookConfiguration; None if it is absent."""
+    admission = k8s.AdmissionregistrationV1Api(api)
+    configuration = read_webhook_configuration(api, webhook, timeout)
+    if configuration is None:
+        return None
     operations: list[dict[str, Any]] = []
     hooks = configuration.webhooks or []
     for index, hook in enumerate(hooks):

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from kubernetes import client as k8s
 
+from webhook.kube.certificates import read_webhook_configuration
 from webhook.kube.client import is_not_found, source_error
 from webhook.sources import SourceError
 
@@ -123,6 +124,37 @@ def cluster_role_owner(api: k8s.ApiClient, name: str, timeout: float) -> dict[st
         "name": name,
         "uid": role.metadata.uid,
     }
+
+
+HELM_RELEASE_ANNOTATION = "meta.helm.sh/release-name"
+HELM_RESOURCE_POLICY = "helm.sh/resource-policy"
+
+
+def keep_from_helm(api: k8s.ApiClient, name: str, timeout: float) -> bool:
+    """Before an upgrade: a configuration that an earlier release rendered as a chart
+    object (Helm's release annotation, no owner) gets `helm.sh/resource-policy: keep`.
+
+    The new chart no longer renders it, so Helm would delete it during the upgrade
+    and leave no webhook until the post-upgrade Job registers it again; kept, it
+    goes on serving until that Job replaces it (its metadata then has neither
+    annotation, and the owner reference takes over its removal). True if marked."""
+    existing = read_webhook_configuration(api, name, timeout)
+    if existing is None:
+        return False
+    annotations = existing.metadata.annotations or {}
+    if HELM_RELEASE_ANNOTATION not in annotations or existing.metadata.owner_references:
+        return False
+    if annotations.get(HELM_RESOURCE_POLICY) == "keep":
+        return True
+    key = HELM_RESOURCE_POLICY.replace("/", "~1")
+    patch: Any = [{"op": "add", "path": f"/metadata/annotations/{key}", "value": "keep"}]
+    try:
+        k8s.AdmissionregistrationV1Api(api).patch_mutating_webhook_configuration(
+            name, patch, _request_timeout=timeout, _content_type="application/json-patch+json"
+        )
+    except Exception as err:
+        raise source_error(SOURCE, api, err, timeout) from None
+    return True
 
 
 def apply_configuration(api: k8s.ApiClient, body: dict[str, Any], timeout: float) -> str:

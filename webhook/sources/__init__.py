@@ -170,6 +170,16 @@ class WorkflowState:
     read_at: datetime | None = None  # when the read that found it began (wall clock)
 
     @property
+    def as_of(self) -> datetime:
+        """The moment a first decision is taken as of: the end of the creation's second.
+
+        Jetstream decides when it submits; `creationTimestamp` has whole seconds,
+        so an image pushed in that second before the submission counts. The same
+        for every replica: it comes from the Workflow alone.
+        """
+        return self.created + timedelta(seconds=1)
+
+    @property
     def fresh_since(self) -> datetime:
         """The moment a first decision's facts must be read after.
 
@@ -178,8 +188,7 @@ class WorkflowState:
         The earlier of the two serves every experiment of the Workflow with
         one listing begun after it.
         """
-        end_of_second = self.created + timedelta(seconds=1)
-        return end_of_second if self.read_at is None else min(end_of_second, self.read_at)
+        return self.as_of if self.read_at is None else min(self.as_of, self.read_at)
 
 
 class WorkflowDecisions(Protocol):

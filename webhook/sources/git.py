@@ -37,7 +37,16 @@ from webhook.sources import SourceError
 log = logging.getLogger(__name__)
 
 STAMP = "jetstream-pin-fetched"
-DEFAULT_PARENT = Path(tempfile.gettempdir()) / "jetstream-pin-mirrors"
+MIRRORS_FOLDER = "jetstream-pin-mirrors"
+
+
+def default_parent() -> Path:
+    """Where mirrors go without `mirrorDir`: the temporary folder, looked up only when a
+    `git` source is built (importing this module must work on a read-only root
+    filesystem with no /tmp, as in the chart's certificate Jobs)."""
+    return Path(tempfile.gettempdir()) / MIRRORS_FOLDER
+
+
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@")
 _PASSED_ENV = (
@@ -74,7 +83,7 @@ class GitConfigHistory:
         self.name = f"git {redact(url)}@{branch}"
         self.fetch_url = fetch_from or url
         self.branch = branch
-        self.path = (mirror_dir or DEFAULT_PARENT) / mirror_name(self.fetch_url, branch)
+        self.path = (mirror_dir or default_parent()) / mirror_name(self.fetch_url, branch)
         self.fetch_interval = fetch_interval
         self.fetch_timeout = fetch_timeout
         self.timeout = timeout

@@ -47,8 +47,11 @@ class HttpClient:
         auth: AuthHeaders | None = None,
         credential_hosts: Collection[str] = (),
         session: requests.Session | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.source = source
+        # Per request: requests lets REQUESTS_CA_BUNDLE override a session's `verify`.
+        self.verify: str | bool = ca_file or True
         self.base_url = base_url.rstrip("/") + "/"
         self.timeout = timeout
         self.auth = auth
@@ -83,9 +86,14 @@ class HttpClient:
                 params=params,
                 headers=sent,
                 allow_redirects=False,
+                verify=self.verify,
             )
         except requests.Timeout:
             raise SourceError(self.source, f"timed out after {self.timeout:g}s") from None
+        except requests.exceptions.SSLError:
+            raise SourceError(
+                self.source, f"TLS with {host_of(url)} failed: its certificate is not trusted"
+            ) from None
         except requests.ConnectionError:
             raise SourceError(self.source, f"cannot connect to {host_of(url)}") from None
         except AnswerTooLarge:

@@ -78,6 +78,7 @@ class OciImages:
             source.timeout_seconds,
             credentials=credentials,
             credential_hosts=source.credential_hosts,
+            ca_file=source.ca_file,
         )
         self.fetch_in_parallel = max(1, fetch_in_parallel)
         self._facts: dict[str, DigestFacts] = {}

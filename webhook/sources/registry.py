@@ -20,6 +20,7 @@ import time
 from base64 import b64encode
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -89,10 +90,14 @@ class RegistryClient:
         credentials: BasicCredentials | None = None,
         credential_hosts: Collection[str] = (),
         clock: Callable[[], float] = time.monotonic,
+        ca_file: Path | None = None,
     ) -> None:
         self.source = source
         self.repository = repository.strip("/")
-        self.http = HttpClient(source, endpoint, timeout, auth=self._auth_headers)
+        self.http = HttpClient(
+            source, endpoint, timeout, auth=self._auth_headers,
+            ca_file=None if ca_file is None else str(ca_file),
+        )  # fmt: skip
         self.credentials = credentials
         self.credential_hosts = {self.where, *(host_of(h) for h in credential_hosts)}
         self._clock = clock

@@ -1,0 +1,3 @@
+module jetstream-pin.local/node-programs
+
+go 1.26

@@ -1,0 +1,40 @@
+"""The image built from the Dockerfile, as the chart runs it: non-root numeric user, read-only
+root filesystem, every capability dropped; git present; the command answers."""
+
+from __future__ import annotations
+
+from tests.controlplane import images
+from tests.controlplane.nodecluster import NodeCluster
+from tests.node.cluster import exec_in, webhook_pods
+
+
+def test_the_webhook_image_runs_as_the_chart_runs_it(node_cluster: NodeCluster) -> None:
+    [pod, *_] = webhook_pods(node_cluster)
+    name = pod["metadata"]["name"]
+    [status] = pod["status"]["containerStatuses"]
+    [container] = pod["spec"]["containers"]  # the chart's, naming a tag of the built image
+    repository, _, tag = container["image"].rpartition(":")
+    assert repository == node_cluster.registry.reference(images.WEBHOOK_NAME)
+    built = node_cluster.registry.digest(images.WEBHOOK_NAME, tag)
+    assert status["imageID"].endswith(f"@{built}"), status["imageID"]
+    identity = exec_in(
+        node_cluster, name, "python", "-c", "import os; print(os.getuid(), os.getgid())"
+    )
+    assert identity.stdout.split() == ["10001", "10001"], identity.stderr
+    capabilities = exec_in(node_cluster, name, "grep", "^CapEff:", "/proc/1/status")
+    assert capabilities.stdout.split() == ["CapEff:", "0000000000000000"], capabilities
+    written = exec_in(node_cluster, name, "touch", "/usr/local/written")
+    assert written.returncode != 0
+    assert "Read-only file system" in written.stderr
+
+
+def test_the_image_has_git_and_answers(node_cluster: NodeCluster) -> None:
+    [pod, *_] = webhook_pods(node_cluster)
+    name = pod["metadata"]["name"]
+    git = exec_in(node_cluster, name, "git", "--version")
+    assert git.returncode == 0, git
+    assert git.stdout.startswith("git version"), git
+    helped = exec_in(node_cluster, name, "jetstream-pin", "--help")
+    assert helped.returncode == 0, helped.stderr
+    assert "serve" in helped.stdout
+    assert "explain" in helped.stdout
