@@ -29,11 +29,12 @@ from bench.noop import NoopHooks
 from bench.run import FIXTURES, backends, pass_through
 from tests.builders import fixture_review
 from tests.servers import remote_config
-from webhook import handler, logs, metrics
+from webhook import logs, metrics
+from webhook.admission import handler
 from webhook.config import load_config
-from webhook.front import Answer
-from webhook.hooks import AppHooks
-from webhook.httpwire import Head
+from webhook.serving.front import Answer
+from webhook.serving.hooks import AppHooks
+from webhook.serving.httpwire import Head
 from webhook.wiring import Wiring
 
 Inline = Callable[[Head, bytes, float], Answer | None]

@@ -12,17 +12,17 @@ import sys
 
 from flask import Flask, Response, request
 
-from webhook import wirejson
-from webhook.app import HOOKS_KEY
 from webhook.config import Config, load_config
-from webhook.front import Answer, PlainHooks
-from webhook.httpwire import Head, status_line
-from webhook.review import MalformedReview, allowed, parse_review
-from webhook.server import RuntimeState, WebhookServer
+from webhook.core import wirejson
+from webhook.core.review import MalformedReview, allowed, parse_review
+from webhook.serving.app import HOOKS_KEY
+from webhook.serving.front import Answer, PlainHooks
+from webhook.serving.httpwire import Head, status_line
+from webhook.serving.server import RuntimeState, WebhookServer
 
 
 class NoopHooks(PlainHooks):
-    """The same loop-side path as the webhook's warm reviews (webhook.hooks), answering at once."""
+    """The same loop-side path as the webhook's warm reviews (serving.hooks), answering at once."""
 
     def inline(self, head: Head, body: bytes, arrived: float) -> Answer | None:
         if head.path != "/mutate":

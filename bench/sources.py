@@ -29,7 +29,7 @@ from tests.registry_standin import V2Registry
 from tests.standin_github import GithubCommits
 from tests.standins import serving
 from webhook.config import parse_config
-from webhook.review import parse_review
+from webhook.core.review import parse_review
 from webhook.wiring import Wiring
 
 WARM_RUNS = 200

@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable
 
 from tests.builders import EXAMPLES, fixture_review
-from webhook import metrics, mutation, wirejson
+from webhook import metrics
 from webhook.config import load_config
+from webhook.core import mutation, wirejson
+from webhook.core.patch import json_patch
+from webhook.core.pods import read_pod
+from webhook.core.review import allowed, parse_review
 from webhook.logs import BatchingHandler, JsonFormatter
-from webhook.patch import json_patch
-from webhook.pods import read_pod
-from webhook.review import allowed, parse_review
 from webhook.wiring import Wiring
 
 RUNS = 5000

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from webhook.pinning import Commit, Image
+from webhook.core.pinning import Commit, Image
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "argo"

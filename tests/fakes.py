@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from tests.builders import JETSTREAM, commit, image, utc
-from webhook.admission import Admitter
-from webhook.datasets import Dataset, DatasetPolicy
-from webhook.pinning import Commit, Image, commit_at, enrollments_table
-from webhook.resolver import DEFAULT_DATASETS, ConfigRepo, ImageTarget, Resolver
+from webhook.admission.admitter import Admitter
+from webhook.admission.resolver import DEFAULT_DATASETS, ConfigRepo, ImageTarget, Resolver
+from webhook.core.datasets import Dataset, DatasetPolicy
+from webhook.core.pinning import Commit, Image, commit_at, enrollments_table
 from webhook.sources import EnrolledExperiment, SourceError, WorkflowState
 from webhook.sources.cached import CachedWorkflows
 

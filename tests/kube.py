@@ -8,7 +8,7 @@ from typing import Any
 import jsonpatch
 import kubernetes_validate
 
-from webhook.review import decode_patch
+from webhook.core.review import decode_patch
 
 KUBERNETES_VERSION = "1.37.0"
 

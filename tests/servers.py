@@ -24,7 +24,7 @@ from tests.artifactregistry_standin import SimpleArtifactRegistry
 from tests.bigquery_standin import bigquery_source
 from tests.builders import EXAMPLES, JETSTREAM, ROOT
 from webhook import certs
-from webhook.front import Front, Limits
+from webhook.serving.front import Front, Limits
 
 
 def free_port() -> int:
@@ -179,7 +179,7 @@ def running_server(
 
 @dataclass
 class InProcessFront:
-    """A `webhook.front.Front` serving on loopback in a thread of the test process."""
+    """A `webhook.serving.front.Front` serving on loopback in a thread of the test process."""
 
     front: Front
     port: int

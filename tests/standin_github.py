@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from tests.builders import utc
 from tests.standins import Reply, Request, json_reply
-from webhook.pinning import Commit
+from webhook.core.pinning import Commit
 
 REPOSITORY_ID = "519"
 

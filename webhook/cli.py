@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from webhook import certs, logs
-from webhook.commands import ArgsRule, args_effects
+from webhook.admission.resolver import Decision, LookupFailed
 from webhook.config import Config, ConfigError, load_config
-from webhook.datasets import Dataset
-from webhook.inventory import InventoryFailed, UnknownImage, what_if_breaking
-from webhook.mutation import format_time
-from webhook.pinning import Refusal, enrollments_table
-from webhook.report import (
+from webhook.core.commands import ArgsRule, args_effects
+from webhook.core.datasets import Dataset
+from webhook.core.mutation import format_time
+from webhook.core.pinning import Refusal, enrollments_table
+from webhook.core.review import MalformedReview, parse_review
+from webhook.insight.inventory import InventoryFailed, UnknownImage, what_if_breaking
+from webhook.insight.report import (
     build_report,
     render_report,
     render_what_if,
@@ -29,10 +31,8 @@ from webhook.report import (
     what_if,
     what_if_json,
 )
-from webhook.resolver import Decision, LookupFailed
-from webhook.review import MalformedReview, parse_review
+from webhook.insight.tracing import Trace, traced
 from webhook.sources import SourceError
-from webhook.tracing import Trace, traced
 from webhook.wiring import Wiring
 
 
@@ -165,7 +165,7 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from webhook.server import serve
+    from webhook.serving.server import serve
 
     logs.configure()
     serve(load_config(args.config))

@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from webhook.bounds import LARGE_SHARE
-from webhook.commands import DEFAULT_PINNED_COMMANDS
-from webhook.datasets import Dataset, DatasetPolicy
+from webhook.core.commands import DEFAULT_PINNED_COMMANDS
+from webhook.core.datasets import Dataset, DatasetPolicy
+from webhook.serving.bounds import LARGE_SHARE
 
 CONFIG_ENV = "JETSTREAM_PIN_CONFIG"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -68,14 +68,14 @@ class ServerConfig:
     drain_seconds: float = key("drainSeconds", default=5.0)
     # One admission's wall-clock budget for all its lookups; under the webhook's timeoutSeconds.
     admission_deadline_seconds: float = key("admissionDeadlineSeconds", default=8.0)
-    # The front end's bounds on clients (see webhook.front).
+    # The front end's bounds on clients (see webhook.serving.front).
     handshake_timeout_seconds: float = key("handshakeTimeoutSeconds", default=5.0)
     header_timeout_seconds: float = key("headerTimeoutSeconds", default=5.0)
     body_timeout_seconds: float = key("bodyTimeoutSeconds", default=10.0)
     idle_timeout_seconds: float = key("idleTimeoutSeconds", default=60.0)
     max_connections: int = key("maxConnections", default=1024)  # per worker, admission port
     admin_max_connections: int = key("adminMaxConnections", default=64)  # per worker, admin port
-    # Bytes of request bodies one worker holds at once (webhook.bounds.BodyBudget).
+    # Bytes of request bodies one worker holds at once (webhook.serving.bounds.BodyBudget).
     max_body_bytes_in_flight: int = key("maxBodyBytesInFlight", default=32 * 1024 * 1024)
     # A review with a larger body is decided in an admission thread, never on the event loop.
     loop_review_max_bytes: int = key("loopReviewMaxBytes", default=64 * 1024)
@@ -242,7 +242,7 @@ class CacheConfig:
 
 @dataclass(frozen=True)
 class PodLimitsConfig:
-    """How much of a pod is read (webhook.pods.PodLimits); beyond it the pod is refused."""
+    """How much of a pod is read (webhook.core.pods.PodLimits); beyond it the pod is refused."""
 
     containers: int = 256
     args: int = 4096

@@ -223,7 +223,7 @@ def configure(level: str | None = None) -> None:
     root.handlers[:] = [shared_handler()]
     root.setLevel((level or os.environ.get(LEVEL_ENV) or "INFO").upper())
     logging.captureWarnings(True)  # warnings through the handler too, never straight to stderr
-    # The JSON lines (gunicorn's too, through webhook.server.GunicornLogger) never
+    # The JSON lines (gunicorn's too, through webhook.serving.server.GunicornLogger) never
     # show the caller's file and line or the thread: do not collect them per record
     # (the logging HOWTO's "Optimization"). The pid is still recorded; it costs
     # nothing here.

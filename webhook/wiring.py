@@ -18,10 +18,9 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 
-from webhook.admin import admin_blueprint
-from webhook.admission import Admitter, DecisionHook
-from webhook.app import Listeners, create_app
-from webhook.commands import ArgsRule
+from webhook.admission.admitter import Admitter, DecisionHook
+from webhook.admission.deadline import LookupPool
+from webhook.admission.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.config import (
     ArtifactRegistrySource,
     Config,
@@ -34,12 +33,15 @@ from webhook.config import (
     StaticEnrollmentSource,
     StaticSource,
 )
-from webhook.datasets import ALLOW_LIST_KEY
-from webhook.deadline import LookupPool
-from webhook.inventory import Inventory, take_inventory
-from webhook.pods import PodLimits
-from webhook.recent import KEEP, DecisionLog
-from webhook.resolver import ConfigRepo, ImageTarget, Resolver
+from webhook.core.commands import ArgsRule
+from webhook.core.datasets import ALLOW_LIST_KEY
+from webhook.core.pods import PodLimits
+from webhook.insight.admin import admin_blueprint
+from webhook.insight.inventory import Inventory, take_inventory
+from webhook.insight.recent import KEEP, DecisionLog
+from webhook.insight.status import StatusSource
+from webhook.serving.app import Listeners, create_app
+from webhook.serving.tls import ReloadingContext
 from webhook.sources import (
     ConfigHistory,
     EnrollmentClock,
@@ -78,8 +80,6 @@ from webhook.sources.static import (
     StaticImages,
     StaticOverrides,
 )
-from webhook.status import StatusSource
-from webhook.tls import ReloadingContext
 
 WARMUP_GRACE_SECONDS = 10.0
 

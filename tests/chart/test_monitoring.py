@@ -13,7 +13,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from tests.chart.test_chart import FULLNAME, NAMESPACE, one, render
 from webhook import metrics
-from webhook.admission import Outcome
+from webhook.admission.admitter import Outcome
 
 ENABLED = ("serviceMonitor.enabled=true", "prometheusRule.enabled=true")
 METRIC = re.compile(r"\b(jetstream_pin_[a-z_]+)\b")

@@ -126,7 +126,7 @@ def test_only_analysis_commands_must_be_pinned(
     guarded: Guarded, argv: list[str], analysis: bool
 ) -> None:
     """Jetstream's orchestration commands run unpinned by design; the policy reads the
-    subcommand as the webhook does (webhook/commands.py)."""
+    subcommand as the webhook does (webhook/core/commands.py)."""
     answer = guarded.create(_flag_pod(argv))
     assert answer.status == (403 if analysis else 201), answer.message
 

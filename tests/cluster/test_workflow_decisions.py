@@ -32,10 +32,10 @@ from tests.controlplane.registration import RELEASE_NAMESPACE
 from tests.registry import Pushed
 from tests.registry_standin import V2Registry
 from tests.standins import StandIn, serving
-from webhook.datasets import Dataset
+from webhook.core.datasets import Dataset
+from webhook.core.workflow_record import decode, record_key
 from webhook.kube.client import api_client
 from webhook.kube.workflows import KubeWorkflows
-from webhook.workflow_record import decode, record_key
 
 NAME = "moz-fx-data-experiments/jetstream"
 TOUCHED = "touched-experiment"  # a rerun moves its label to now

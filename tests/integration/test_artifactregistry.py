@@ -22,7 +22,7 @@ from tests.registry_standin import V2Registry
 from tests.servers import free_port
 from tests.standins import Reply, Request, StandIn, json_reply, serving
 from webhook.config import ArtifactRegistrySource
-from webhook.pinning import Image
+from webhook.core.pinning import Image
 from webhook.sources import SourceError
 from webhook.sources.artifactregistry import ArtifactRegistryImages
 from webhook.sources.registry import DOCKER_MANIFEST, OCI_INDEX

@@ -1,7 +1,7 @@
 """Connections opened at once are spread over the workers, not taken by the first to wake.
 
 The API server keeps its connections to the webhook open, so the worker that
-accepted them does the work. Without the shared counts (webhook.seats) one
+accepted them does the work. Without the shared counts (webhook.serving.seats) one
 worker often took every connection of a burst (17-0 or 16-1 in four of six
 benchmark runs).
 """

@@ -11,7 +11,7 @@ from tests.bigquery_standin import FakeBigQuery, not_found, running_bigquery
 from tests.builders import utc
 from tests.standins import Reply, json_reply
 from webhook.config import BigQuerySource
-from webhook.datasets import Dataset
+from webhook.core.datasets import Dataset
 from webhook.sources import DatasetMissing, SourceError
 from webhook.sources.bigquery import BigQueryEnrollments
 

@@ -34,7 +34,7 @@ from tests.registry_standin import V2Registry
 from tests.standin_github import GithubCommits
 from tests.standins import Reply, json_reply, serving
 from webhook.config import parse_config
-from webhook.review import parse_review
+from webhook.core.review import parse_review
 from webhook.wiring import Wiring
 
 TIMEOUT = 0.3

@@ -21,7 +21,7 @@ from tests.registry_standin import V2Registry
 from tests.servers import free_port
 from tests.standins import Reply, StandIn, json_reply, serving
 from webhook.config import GcrSource
-from webhook.pinning import Image
+from webhook.core.pinning import Image
 from webhook.sources import SourceError
 from webhook.sources.gcr import GcrImages
 

@@ -20,11 +20,11 @@ from tests.builders import JETSTREAM, argo_pod, review_of, utc
 from tests.fakes import NOW, FakeEnrollments, FakeImages
 from tests.gitrepos import Upstream
 from tests.servers import example_config, running_server
-from webhook.admission import Admitter
+from webhook.admission.admitter import Admitter
+from webhook.admission.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.cli import main
 from webhook.config import parse_config
-from webhook.resolver import ConfigRepo, ImageTarget, Resolver
-from webhook.review import decode_patch, parse_review
+from webhook.core.review import decode_patch, parse_review
 from webhook.sources import SourceError
 from webhook.sources.git import STAMP, GitConfigHistory
 from webhook.wiring import Wiring

@@ -16,10 +16,10 @@ from tests.builders import JETSTREAM, argo_pod, commit, review_of, utc
 from tests.fakes import NOW, FakeEnrollments, FakeImages
 from tests.standin_github import GithubCommits
 from tests.standins import Reply, StandIn, json_reply, serving
-from webhook.admission import Admitter
+from webhook.admission.admitter import Admitter
+from webhook.admission.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.config import ConfigError, parse_config
-from webhook.resolver import ConfigRepo, ImageTarget, Resolver
-from webhook.review import decode_patch, parse_review
+from webhook.core.review import decode_patch, parse_review
 from webhook.sources import SourceError
 from webhook.sources.github import GithubConfigHistory
 from webhook.wiring import Wiring

@@ -13,7 +13,7 @@ import requests
 from tests.builders import JETSTREAM, argo_pod, container, fixture_review, review_of
 from tests.kube import apply_response, validate
 from tests.servers import Server
-from webhook.pods import normalize_repository, parse_image
+from webhook.core.pods import normalize_repository, parse_image
 
 # What examples/static-data.yaml implies for each experiment.
 DIGEST_2024_05 = "sha256:4bba4eebe859c802badf55f8a2bc7015e7009d574a169febeeb92ac2fd622073"

@@ -15,14 +15,14 @@ from tests.kube import validate
 from tests.servers import free_port
 from tests.standins import Reply
 from webhook import certs
+from webhook.admission.resolver import Decision
 from webhook.config import ConfigMapRef
+from webhook.core.pinning import Image, ImageChoice, ImageRule, PinLatest, Reason
+from webhook.core.pods import read_pod
+from webhook.core.review import parse_review
 from webhook.kube.client import api_client
 from webhook.kube.events import EventRecorder
 from webhook.kube.overrides import KubeOverrides
-from webhook.pinning import Image, ImageChoice, ImageRule, PinLatest, Reason
-from webhook.pods import read_pod
-from webhook.resolver import Decision
-from webhook.review import parse_review
 from webhook.sources import SourceError
 
 OVERRIDES = ConfigMapRef("jetstream-pin-overrides", "jetstream-pin")

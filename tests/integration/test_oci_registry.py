@@ -24,9 +24,9 @@ from tests.kube import apply_response
 from tests.registry import Pushed, Pusher, Registry, running_registry
 from tests.servers import example_config, free_port, running_server
 from webhook import certs
+from webhook.admission.resolver import ConfigRepo, ImageTarget, LookupFailed, Resolver
 from webhook.config import OciSource
-from webhook.pinning import Image, ImageRule
-from webhook.resolver import ConfigRepo, ImageTarget, LookupFailed, Resolver
+from webhook.core.pinning import Image, ImageRule
 from webhook.sources import SourceError
 from webhook.sources.oci import OciImages
 

@@ -25,16 +25,16 @@ from tests.builders import (
 )
 from tests.dom import parse
 from tests.fakes import FakeLister, World, listed
-from webhook.admin import admin_blueprint
-from webhook.app import Listeners, create_app
 from webhook.config import load_config, parse_config
-from webhook.datasets import Dataset, DatasetPolicy
-from webhook.inventory import Inventory, InventoryFailed, take_inventory
-from webhook.recent import DecisionLog
-from webhook.review import parse_review
+from webhook.core.datasets import Dataset, DatasetPolicy
+from webhook.core.review import parse_review
+from webhook.insight.admin import admin_blueprint
+from webhook.insight.inventory import Inventory, InventoryFailed, take_inventory
+from webhook.insight.recent import DecisionLog
+from webhook.insight.status import BEING_COMPUTED, StatusSource
+from webhook.insight.status_page import STYLE, render_status
+from webhook.serving.app import Listeners, create_app
 from webhook.sources import EnrolledExperiment, SourceError
-from webhook.status import BEING_COMPUTED, StatusSource
-from webhook.status_page import STYLE, render_status
 from webhook.wiring import Wiring
 
 WEBHOOK = "https://localhost:8443"

@@ -21,8 +21,8 @@ from tests.fakes import (
     FakeCommits,
     World,
 )
-from webhook.admission import Outcome, Result
-from webhook.review import decode_patch, parse_review
+from webhook.admission.admitter import Outcome, Result
+from webhook.core.review import decode_patch, parse_review
 from webhook.sources import SourceError
 
 MAIN = ("containers", 1)

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 
 from tests.builders import argo_pod, review_of
 from tests.fakes import World
-from webhook.app import create_app
+from webhook.serving.app import create_app
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from webhook.argv import Invocation, read_invocation
+from webhook.core.argv import Invocation, read_invocation
 
 EMISSARY = ["/var/run/argo/argoexec", "emissary", "--loglevel", "info", "--"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from google.api_core import exceptions as api_errors
 
-from webhook.datasets import Dataset
+from webhook.core.datasets import Dataset
 from webhook.sources.bigquery import Missing, error_texts, what_is_missing
 
 OURS = Dataset("moz-fx-data-experiments", "mozanalysis")

@@ -1,4 +1,4 @@
-"""The per-worker bounds (webhook.bounds) and where the front end decides a review.
+"""The per-worker bounds (webhook.serving.bounds) and where the front end decides a review.
 
 Room and BodyBudget are driven on a real event loop with real tasks; the
 loop-size rule through a Front serving in this process.
@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.servers import running_front
-from webhook.bounds import SMALL_BODY_BYTES, BodyBudget, Room
-from webhook.front import Answer, Limits, PlainHooks
-from webhook.httpwire import Head
+from webhook.serving.bounds import SMALL_BODY_BYTES, BodyBudget, Room
+from webhook.serving.front import Answer, Limits, PlainHooks
+from webhook.serving.httpwire import Head
 
 
 async def idle_forever() -> None:

@@ -11,10 +11,10 @@ import pytest
 
 from tests.builders import utc
 from tests.fakes import FakeCommits, FakeEnrollments, FakeImages
-from webhook.cache import Refreshing, TtlCache
 from webhook.config import CacheConfig
-from webhook.datasets import Dataset
+from webhook.core.datasets import Dataset
 from webhook.sources import EnrolledExperiment, SourceError
+from webhook.sources.cache import Refreshing, TtlCache
 from webhook.sources.cached import CachedConfigHistory, CachedEnrollments, CachedImageHistory
 
 

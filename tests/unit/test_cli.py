@@ -21,7 +21,7 @@ from tests.builders import (
 )
 from webhook.cli import main
 from webhook.config import load_config
-from webhook.review import decode_patch, parse_review
+from webhook.core.review import decode_patch, parse_review
 from webhook.wiring import Wiring
 
 CONFIG = str(EXAMPLES / "config.yaml")

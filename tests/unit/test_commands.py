@@ -9,9 +9,9 @@ import pytest
 
 from tests.builders import ARGOEXEC, JETSTREAM, argo_pod, container, review_of, utc
 from tests.fakes import World
-from webhook.admission import Outcome, Result
-from webhook.argv import read_invocation
-from webhook.commands import (
+from webhook.admission.admitter import Outcome, Result
+from webhook.core.argv import read_invocation
+from webhook.core.commands import (
     DEFAULT_PINNED_COMMANDS,
     ArgsCannotBeAdded,
     ArgsRule,
@@ -19,8 +19,8 @@ from webhook.commands import (
     args_to_add,
     unpinned_command,
 )
-from webhook.pods import Target, parse_image, read_pod
-from webhook.review import decode_patch, parse_review
+from webhook.core.pods import Target, parse_image, read_pod
+from webhook.core.review import decode_patch, parse_review
 
 DISCRETE = ArgsRule(
     commands=frozenset({"run"}),

@@ -21,7 +21,7 @@ from webhook.config import (
     load_config,
     parse_config,
 )
-from webhook.datasets import Dataset
+from webhook.core.datasets import Dataset
 
 BASE: dict[str, Any] = {
     "images": [

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from webhook.cache import TtlCache
-from webhook.deadline import LookupPool, OutOfTime, entering
+from webhook.admission.deadline import LookupPool, OutOfTime, entering
+from webhook.sources.cache import TtlCache
 
 
 def test_an_answer_in_time_is_returned() -> None:

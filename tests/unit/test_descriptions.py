@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from webhook.datasets import Dataset
+from webhook.core.datasets import Dataset
 from webhook.sources import SourceError
 from webhook.sources.descriptions import Descriptions
 

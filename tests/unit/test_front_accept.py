@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers import running_front
-from webhook.seats import Seat, Seats
+from webhook.serving.seats import Seat, Seats
 
 
 class SeatThatFailsOnce(Seat):
@@ -29,7 +29,7 @@ def test_an_error_after_accepting_does_not_stop_the_accepting(
     seat = SeatThatFailsOnce()
     probe = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     with (
-        caplog.at_level(logging.ERROR, logger="webhook.front"),
+        caplog.at_level(logging.ERROR, logger="webhook.serving.front"),
         running_front(tmp_path, lambda env, start: [], seat=seat) as front,
     ):
         first = front.exchange(probe)  # its accept raised after the fact

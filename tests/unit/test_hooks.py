@@ -7,9 +7,9 @@ import time
 
 from tests.builders import EXAMPLES, argo_pod, review_of
 from webhook.config import load_config
-from webhook.hooks import AppHooks
-from webhook.httpwire import Head, parse_head
-from webhook.review import parse_review
+from webhook.core.review import parse_review
+from webhook.serving.hooks import AppHooks
+from webhook.serving.httpwire import Head, parse_head
 from webhook.wiring import Wiring
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.httpwire import BadRequest, environ, parse_head, response
+from webhook.serving.httpwire import BadRequest, environ, parse_head, response
 
 
 def head(text: str) -> bytes:

@@ -13,11 +13,11 @@ from tests.apiserver import write_kubeconfig
 from tests.builders import EXAMPLES
 from tests.servers import example_config
 from webhook import certs
+from webhook.admission.resolver import Decision
 from webhook.config import ConfigError, parse_config
+from webhook.core.pinning import Reason
 from webhook.kube.events import event_reason, workflow_uid
 from webhook.kube.overrides import KubeOverrides
-from webhook.pinning import Reason
-from webhook.resolver import Decision
 from webhook.sources.static import StaticOverrides
 from webhook.wiring import SplitOverrides, Wiring
 

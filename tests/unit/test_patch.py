@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webhook.patch import escape, json_patch
+from webhook.core.patch import escape, json_patch
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.builders import commit, digest, image, utc
-from webhook.pinning import (
+from webhook.core.pinning import (
     Commit,
     EmptyHistory,
     Image,

@@ -10,7 +10,7 @@ import pytest
 from tests.builders import EXAMPLES, utc
 from tests.fakes import FakeEnrollments, FakeLister
 from webhook.config import CacheConfig, load_config
-from webhook.datasets import Dataset
+from webhook.core.datasets import Dataset
 from webhook.sources import DatasetMissing, EnrolledExperiment, SourceError
 from webhook.sources.cached import CachedEnrollments, Listed
 from webhook.wiring import WARMUP_GRACE_SECONDS, Wiring

@@ -14,8 +14,8 @@ import pytest
 
 from tests.builders import ROOT, argo_pod, review_of, utc
 from tests.fakes import World
-from webhook.recent import DecisionLog, RecentDecision, from_result
-from webhook.review import parse_review
+from webhook.core.review import parse_review
+from webhook.insight.recent import DecisionLog, RecentDecision, from_result
 
 T0 = utc("2026-11-28T10:00:00Z")
 
@@ -49,7 +49,7 @@ def test_every_worker_process_is_seen(tmp_path: Path) -> None:
     """Two real processes record; a third object (any worker serving the page) reads both."""
     script = (
         "import sys; from datetime import datetime, UTC; from pathlib import Path\n"
-        "from webhook.recent import DecisionLog, RecentDecision\n"
+        "from webhook.insight.recent import DecisionLog, RecentDecision\n"
         "log = DecisionLog(Path(sys.argv[1]))\n"
         "for n in range(3):\n"
         "    log.record(RecentDecision(datetime.now(UTC), f'{sys.argv[2]}-{n}', 'patched',"

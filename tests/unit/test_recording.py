@@ -10,7 +10,7 @@ import pytest
 
 from tests.builders import argo_pod, review_of, utc
 from tests.fakes import IMG_2023_01, IMG_2024_06, FakeWorkflowStore, World
-from webhook.review import parse_review
+from webhook.core.review import parse_review
 from webhook.sources import NotRecorded, SourceError, WorkflowState, recording
 from webhook.sources.cached import CachedWorkflows
 from webhook.sources.recording import RecordWriter

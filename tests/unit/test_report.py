@@ -24,8 +24,10 @@ from tests.fakes import (
     World,
     listed,
 )
-from webhook.datasets import Dataset, DatasetPolicy
-from webhook.inventory import (
+from webhook.core.datasets import Dataset, DatasetPolicy
+from webhook.core.pinning import Image
+from webhook.core.slugs import table_suffix
+from webhook.insight.inventory import (
     Inventory,
     InventoryFailed,
     Placement,
@@ -33,8 +35,7 @@ from webhook.inventory import (
     take_inventory,
     what_if_breaking,
 )
-from webhook.pinning import Image
-from webhook.report import (
+from webhook.insight.report import (
     ShaRange,
     build_report,
     placement_json,
@@ -44,7 +45,6 @@ from webhook.report import (
     what_if,
     what_if_json,
 )
-from webhook.slugs import table_suffix
 from webhook.sources import EnrolledExperiment, SourceError
 from webhook.sources.descriptions import Descriptions
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from webhook.seats import Seat, Seats
+from webhook.serving.seats import Seat, Seats
 
 
 def test_a_worker_holding_more_than_another_live_one_is_crowded() -> None:

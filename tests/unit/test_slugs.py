@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.slugs import SlugFinding, SlugSource, find_slug, name_is_exact
+from webhook.core.slugs import SlugFinding, SlugSource, find_slug, name_is_exact
 
 DESC, NAME, KNOWN, TABLE = (SlugSource.DESCRIPTION, SlugSource.TABLE_NAME,
                             SlugSource.KNOWN_SLUG, SlugSource.TABLE_ONLY)  # fmt: skip

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from tests.builders import EXAMPLES, JETSTREAM, utc
-from webhook.datasets import Dataset
-from webhook.pinning import enrollments_table
+from webhook.core.datasets import Dataset
+from webhook.core.pinning import enrollments_table
 from webhook.sources import PendingLister, SourceError
 from webhook.sources.static import (
     StaticConfigHistory,

@@ -9,8 +9,8 @@ import pytest
 from tests.builders import EXAMPLES, image
 from tests.dom import Document, parse
 from webhook.config import load_config
-from webhook.report import build_report
-from webhook.timeline import PALETTE, colours, release_name, render_timeline
+from webhook.insight.report import build_report
+from webhook.insight.timeline import PALETTE, colours, release_name, render_timeline
 from webhook.wiring import Wiring
 
 

@@ -9,8 +9,9 @@ import pytest
 from cryptography import x509
 from prometheus_client import REGISTRY
 
-from webhook import certs, tls
-from webhook.tls import ReloadingContext
+from webhook import certs
+from webhook.serving import tls
+from webhook.serving.tls import ReloadingContext
 
 FAILURES = "jetstream_pin_certificate_reload_failures_total"
 
@@ -45,7 +46,7 @@ def test_a_broken_change_is_tried_once_reported_once_and_the_old_pair_kept(
     loads = counting_loads(monkeypatch)
     counted = failures()
     (tmp_path / certs.CERT_FILE).write_bytes(b"-----BEGIN CERTIFICATE-----\nnope\n")
-    with caplog.at_level(logging.INFO, logger="webhook.tls"):
+    with caplog.at_level(logging.INFO, logger="webhook.serving.tls"):
         contexts = {id(reloading.context()) for _ in range(50)}
     assert contexts == {id(served)}
     assert len(loads) == 1, "a file that failed is not loaded again until it changes"
@@ -70,7 +71,7 @@ def test_a_worker_context_does_not_report(tmp_path: Path, caplog: pytest.LogCapt
     reloading.context()
     counted = failures()
     certs.write(certs.Bundle(b"", certs.issue(["localhost"]).cert_pem, b"bad key"), tmp_path)
-    with caplog.at_level(logging.INFO, logger="webhook.tls"):
+    with caplog.at_level(logging.INFO, logger="webhook.serving.tls"):
         reloading.context()
     assert caplog.records == []
     assert failures() == counted
@@ -84,7 +85,7 @@ def test_missing_files_keep_the_old_pair_and_are_reported_once(
     reloading = ReloadingContext(tmp_path / certs.CERT_FILE, tmp_path / certs.KEY_FILE)
     served = reloading.context()
     (tmp_path / certs.KEY_FILE).unlink()
-    with caplog.at_level(logging.INFO, logger="webhook.tls"):
+    with caplog.at_level(logging.INFO, logger="webhook.serving.tls"):
         assert all(reloading.context() is served for _ in range(10))
     assert len(caplog.records) == 1
     assert certs.KEY_FILE in caplog.records[0].getMessage()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from webhook import wirejson
+from webhook.core import wirejson
 
 
 def test_answers_are_compact_json() -> None:

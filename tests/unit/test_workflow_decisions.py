@@ -24,11 +24,11 @@ from tests.fakes import (
     FakeWorkflowStore,
     World,
 )
-from webhook.admission import Outcome, Result
-from webhook.datasets import Dataset, DatasetPolicy
-from webhook.review import parse_review
+from webhook.admission.admitter import Outcome, Result
+from webhook.core.datasets import Dataset, DatasetPolicy
+from webhook.core.review import parse_review
+from webhook.core.workflow_record import decode, record_key
 from webhook.sources import NotRecorded, SourceError
-from webhook.workflow_record import decode, record_key
 
 MOZANALYSIS = Dataset("moz-fx-data-experiments", "mozanalysis")
 CREATED = "2024-07-01T00:00:00Z"  # after every image of the fake history

@@ -8,9 +8,9 @@ import pytest
 
 from tests.builders import utc
 from tests.fakes import IMG_2023_01, IMG_2024_02_BREAKING, SHA_2023_01
-from webhook.datasets import Dataset
-from webhook.pinning import ImageChoice, ImageRule, PinDigest, PinLatest, Reason
-from webhook.workflow_record import (
+from webhook.core.datasets import Dataset
+from webhook.core.pinning import ImageChoice, ImageRule, PinDigest, PinLatest, Reason
+from webhook.core.workflow_record import (
     ExperimentDecision,
     MalformedRecord,
     decode,

@@ -20,11 +20,11 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from webhook.admission.resolver import Decision
+from webhook.core.mutation import format_time
+from webhook.core.pods import PodFacts
+from webhook.core.review import AdmissionRequest
 from webhook.kube.client import api_host, describe
-from webhook.mutation import format_time
-from webhook.pods import PodFacts
-from webhook.resolver import Decision
-from webhook.review import AdmissionRequest
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from webhook.cache import TtlCache
 from webhook.config import ConfigMapRef
+from webhook.core.pods import LABEL_PIN
 from webhook.kube.client import is_not_found, source_error
-from webhook.pods import LABEL_PIN
 from webhook.sources import SourceError
+from webhook.sources.cache import TtlCache
 
 WORKFLOW_GROUP = "argoproj.io"
 WORKFLOW_VERSION = "v1alpha1"

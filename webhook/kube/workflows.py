@@ -1,7 +1,7 @@
 """Argo Workflows through the Kubernetes API: their identity, pin label and recorded decisions.
 
 Each experiment's decision is one annotation on its Workflow
-(`webhook.workflow_record`). Writing it is a JSON Patch whose first
+(`webhook.core.workflow_record`). Writing it is a JSON Patch whose first
 operation tests that the annotation is absent (and that the Workflow is
 still the one with that uid), so of two replicas deciding the same
 experiment at once exactly one write succeeds; the other reads the winner
@@ -20,10 +20,10 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from webhook.core.pods import LABEL_PIN
+from webhook.core.workflow_record import KEY_PREFIX
 from webhook.kube.client import is_not_found, source_error
-from webhook.pods import LABEL_PIN
 from webhook.sources import NotRecorded, SourceError, WorkflowState
-from webhook.workflow_record import KEY_PREFIX
 
 log = logging.getLogger(__name__)
 

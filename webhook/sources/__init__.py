@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from webhook.datasets import Dataset
-from webhook.pinning import Image
-from webhook.workflow_record import ExperimentDecision
+from webhook.core.datasets import Dataset
+from webhook.core.pinning import Image
+from webhook.core.workflow_record import ExperimentDecision
 
 
 class SourceError(Exception):
@@ -62,7 +62,7 @@ class EnrolledExperiment:
 
     `slug` is the real slug when the source knows it (`slug_source` "static":
     the data file); None when only the table is known ("table-name": BigQuery's
-    tables.list returns names, not descriptions; see webhook.slugs).
+    tables.list returns names, not descriptions; see webhook.core.slugs).
     `error`: this table could not be read (a label that is not epoch seconds,
     no creation time); the rest of the listing stands without it.
     """

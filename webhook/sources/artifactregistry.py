@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 from webhook.config import ArtifactRegistrySource
-from webhook.pinning import Image
+from webhook.core.pinning import Image
 from webhook.sources import SourceError
 from webhook.sources.answers import (
     Malformed,

@@ -33,8 +33,8 @@ from google.api_core.client_options import ClientOptions
 from google.cloud import bigquery
 
 from webhook.config import BigQuerySource
-from webhook.datasets import Dataset
-from webhook.pinning import TABLE_PREFIX, enrollments_table
+from webhook.core.datasets import Dataset
+from webhook.core.pinning import TABLE_PREFIX, enrollments_table
 from webhook.sources import DatasetMissing, EnrolledExperiment, SourceError
 from webhook.sources.google import GoogleCredentials, WallClockSession
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from webhook.cache import Refreshing, TtlCache
+from webhook.admission.deadline import NeedsLookup, must_not_wait
 from webhook.config import CacheConfig
-from webhook.datasets import Dataset
-from webhook.deadline import NeedsLookup, must_not_wait
-from webhook.pinning import Image, Refusal, enrollments_table
+from webhook.core.datasets import Dataset
+from webhook.core.pinning import Image, Refusal, enrollments_table
+from webhook.core.workflow_record import ExperimentDecision, MalformedRecord, decode, encode
 from webhook.sources import (
     ConfigHistory,
     DatasetMissing,
@@ -33,8 +33,8 @@ from webhook.sources import (
     ImageHistory,
     WorkflowState,
 )
+from webhook.sources.cache import Refreshing, TtlCache
 from webhook.sources.recording import BatchStore, RecordWriter
-from webhook.workflow_record import ExperimentDecision, MalformedRecord, decode, encode
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from webhook.cache import TtlCache
-from webhook.datasets import Dataset
+from webhook.core.datasets import Dataset
 from webhook.sources import SourceError
+from webhook.sources.cache import TtlCache
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from webhook.config import GcrSource
-from webhook.pinning import Image
+from webhook.core.pinning import Image
 from webhook.sources.answers import Malformed, digest, epoch_millis, field_of, mapping, strings
 from webhook.sources.google import GoogleCredentials
 from webhook.sources.registry import INDEX_TYPES, RegistryClient

@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import TypeVar
 
 from webhook import metrics
-from webhook.datasets import Dataset
-from webhook.pinning import Image
+from webhook.core.datasets import Dataset
+from webhook.core.pinning import Image
 from webhook.sources import ConfigHistory, EnrolledExperiment, EnrollmentClock, ImageHistory
 
 T = TypeVar("T")

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from webhook.config import OciSource
-from webhook.pinning import Image
+from webhook.core.pinning import Image
 from webhook.sources import SourceError
 from webhook.sources.answers import Malformed, digest, field_of, rfc3339, strings
 from webhook.sources.dockerauth import AuthFileError, read_auth_file

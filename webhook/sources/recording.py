@@ -12,7 +12,7 @@ that waited meanwhile.
 
 Until the write lands, another replica deciding the same experiment's first
 pod decides for itself. Its decision is the same: both are taken as of the
-Workflow's creation, from an enrollment time read after it (webhook.resolver);
+Workflow's creation, from an enrollment time read after it (webhook.admission.resolver);
 they differ only if that experiment's table is touched in the milliseconds
 between. The first write wins; a writer whose decision lost counts and logs
 the conflict and adopts the winner for every later pod.

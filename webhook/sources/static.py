@@ -16,8 +16,15 @@ from typing import Any
 
 import yaml
 
-from webhook.datasets import Dataset
-from webhook.pinning import Commit, EmptyHistory, Image, commit_at, enrollments_table, is_digest
+from webhook.core.datasets import Dataset
+from webhook.core.pinning import (
+    Commit,
+    EmptyHistory,
+    Image,
+    commit_at,
+    enrollments_table,
+    is_digest,
+)
 from webhook.sources import EnrolledExperiment, SourceError
 
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")

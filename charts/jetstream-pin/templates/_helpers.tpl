@@ -113,7 +113,7 @@ seccompProfile:
 {{- end -}}
 
 {{/*
-RE2: Jetstream's command line up to its subcommand, as webhook/argv.py reads it:
+RE2: Jetstream's command line up to its subcommand, as webhook/core/argv.py reads it:
 the word `jetstream` (any directory), then group options (those that take a
 value as the next word, or any other option word).
 */}}

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from webhook.datasets import Dataset
-from webhook.mutation import format_time
-from webhook.pinning import Image
-from webhook.resolver import ConfigRepo, ImageTarget, Resolver
+from webhook.admission.resolver import ConfigRepo, ImageTarget, Resolver
+from webhook.core.datasets import Dataset
+from webhook.core.mutation import format_time
+from webhook.core.pinning import Image
 from webhook.sources import ConfigHistory, EnrollmentClock, ImageHistory, OverrideSource
 
 T = TypeVar("T")

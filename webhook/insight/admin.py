@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from flask import Blueprint, Response, redirect
 
 from webhook import metrics
-from webhook.report import report_json
-from webhook.status import StatusSource
-from webhook.status_page import STYLE, render_status
+from webhook.insight.report import report_json
+from webhook.insight.status import StatusSource
+from webhook.insight.status_page import STYLE, render_status
 
 BLUEPRINT = "admin"
 _STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()

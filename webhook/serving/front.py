@@ -33,8 +33,8 @@ from functools import partial
 from typing import Any, Protocol
 
 from webhook import metrics
-from webhook.bounds import BodyBudget, Room
-from webhook.httpwire import (
+from webhook.serving.bounds import BodyBudget, Room
+from webhook.serving.httpwire import (
     BadRequest,
     Head,
     environ,
@@ -44,7 +44,7 @@ from webhook.httpwire import (
     response,
     status_line,
 )
-from webhook.seats import GRACE_SECONDS, Seat
+from webhook.serving.seats import GRACE_SECONDS, Seat
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +73,12 @@ class Limits:
     idle_seconds: float = 60.0  # a keep-alive connection between requests
     write_seconds: float = 10.0
     # Per worker process and port; at the bound the longest-idle connection makes room,
-    # and if none idles, more wait in the kernel's backlog (webhook.bounds.Room).
+    # and if none idles, more wait in the kernel's backlog (webhook.serving.bounds.Room).
     max_connections: int = 1024  # the admission port
     admin_max_connections: int = 64  # the admin port (status page, metrics)
     max_head_bytes: int = 65536
     max_body_bytes: int = 6 * 1024 * 1024
-    body_bytes_in_flight: int = 32 * 1024 * 1024  # per worker (webhook.bounds.BodyBudget)
+    body_bytes_in_flight: int = 32 * 1024 * 1024  # per worker (webhook.serving.bounds.BodyBudget)
     # A review with a larger body is decided in an admission thread, never on the loop.
     loop_review_max_bytes: int = 64 * 1024
 
@@ -256,7 +256,7 @@ class Front:
         hooks: Hooks | None = None,
         seat: Seat | None = None,
     ) -> None:
-        """`seat`: this worker's place among the others sharing the listeners (webhook.seats)."""
+        """`seat`: this worker's place among the others sharing the listeners (serving.seats)."""
         self.app = app
         self.seat = seat
         self.listeners = list(listeners)

@@ -18,9 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from webhook.config import ConfigError
-from webhook.inventory import Inventory, InventoryFailed
-from webhook.recent import DecisionLog, RecentDecision
-from webhook.report import Report, build_report
+from webhook.insight.inventory import Inventory, InventoryFailed
+from webhook.insight.recent import DecisionLog, RecentDecision
+from webhook.insight.report import Report, build_report
 
 log = logging.getLogger(__name__)
 

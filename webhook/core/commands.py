@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 
-from webhook.argv import Invocation
-from webhook.pinning import Refusal, describe_value
-from webhook.pods import PodFacts, Target
+from webhook.core.argv import Invocation
+from webhook.core.pinning import Refusal, describe_value
+from webhook.core.pods import PodFacts, Target
 
 DEFAULT_PINNED_COMMANDS = (
     "run",

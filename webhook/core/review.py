@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook import wirejson
+from webhook.core import wirejson
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"

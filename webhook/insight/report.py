@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from webhook.inventory import DatasetListing, Hypothesis, Inventory, Placement
-from webhook.mutation import format_time
-from webhook.pinning import Image
-from webhook.slugs import SlugSource
+from webhook.core.mutation import format_time
+from webhook.core.pinning import Image
+from webhook.core.slugs import SlugSource
+from webhook.insight.inventory import DatasetListing, Hypothesis, Inventory, Placement
 
 SHORT_DIGEST = 12
 SHORT_SHA = 10

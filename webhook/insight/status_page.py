@@ -2,7 +2,7 @@
 
 Every piece of listed or admitted text (slugs, tags, pod names, messages) is
 untrusted and goes through `escape`; the page also ships a Content-Security
--Policy (see `webhook.admin`) that forbids scripts altogether.
+-Policy (see `webhook.insight.admin`) that forbids scripts altogether.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 
-from webhook.inventory import Placement
-from webhook.pinning import Image
-from webhook.recent import RecentDecision
-from webhook.report import (
+from webhook.core.pinning import Image
+from webhook.core.slugs import SlugSource
+from webhook.insight.inventory import Placement
+from webhook.insight.recent import RecentDecision
+from webhook.insight.report import (
     MATCHED_MARK,
     MATCHED_NOTE,
     TABLE_ONLY_NOTE,
@@ -27,9 +28,8 @@ from webhook.report import (
     short_time,
     slug_notes,
 )
-from webhook.slugs import SlugSource
-from webhook.status import Status
-from webhook.timeline import UNRESOLVED_COLOUR, colours, release_name, render_timeline
+from webhook.insight.status import Status
+from webhook.insight.timeline import UNRESOLVED_COLOUR, colours, release_name, render_timeline
 
 SHORT_SHA = 10
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from webhook.pinning import Refusal, describe_value
+from webhook.core.pinning import Refusal, describe_value
 
 ALLOW_LIST_KEY = "enrollments.allowedDatasets"
 

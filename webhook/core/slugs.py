@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from webhook.pinning import TABLE_PREFIX, enrollments_table, is_valid_slug
+from webhook.core.pinning import TABLE_PREFIX, enrollments_table, is_valid_slug
 
 
 class SlugSource(StrEnum):

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from webhook.pinning import Reason
-from webhook.pods import MalformedPod, PodFacts
-from webhook.resolver import Decision
+from webhook.admission.resolver import Decision
+from webhook.core.pinning import Reason
+from webhook.core.pods import MalformedPod, PodFacts
 
 PREFIX = "jetstream/"
 PINNED_IMAGE = "jetstream/pinned-image"

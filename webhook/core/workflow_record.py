@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from webhook.datasets import Dataset
-from webhook.pinning import (
+from webhook.core.datasets import Dataset
+from webhook.core.pinning import (
     Image,
     ImageChoice,
     ImageRule,

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from webhook import mutation
-from webhook.commands import DEFAULT_PINNED_COMMANDS, ArgsRule, args_to_add, unpinned_command
-from webhook.deadline import LookupPool, NeedsLookup, OutOfTime, inline, on_loop
-from webhook.patch import Operation, json_patch
-from webhook.pinning import PinDigest, PinLatest, Reason, Refusal
-from webhook.pods import DEFAULT_LIMITS, PodFacts, PodLimits, read_pod
-from webhook.resolver import Decision, LookupFailed, Resolver
-from webhook.review import AdmissionRequest, allowed, one_line, refused
+from webhook.admission.deadline import LookupPool, NeedsLookup, OutOfTime, inline, on_loop
+from webhook.admission.resolver import Decision, LookupFailed, Resolver
+from webhook.core import mutation
+from webhook.core.commands import DEFAULT_PINNED_COMMANDS, ArgsRule, args_to_add, unpinned_command
+from webhook.core.patch import Operation, json_patch
+from webhook.core.pinning import PinDigest, PinLatest, Reason, Refusal
+from webhook.core.pods import DEFAULT_LIMITS, PodFacts, PodLimits, read_pod
+from webhook.core.review import AdmissionRequest, allowed, one_line, refused
 from webhook.sources import SourceError
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,9 @@ class Admitter:
 
         Lookups then run in `lookups` (a pool of its own when not given), so
         the admission can stop waiting for them when the budget runs out.
-        `inline_first`: every source is behind a cache (webhook.cache), so a
+        `inline_first`: every source is behind a cache (webhook.sources.cache), so a
         decision is tried in the request's thread first and only goes to the
-        pool when a cache would have to load (webhook.deadline).
+        pool when a cache would have to load (webhook.admission.deadline).
         """
         self.resolver = resolver
         self.env_names = dict(env_names)

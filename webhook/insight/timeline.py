@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
 
-from webhook.inventory import Placement
-from webhook.pinning import Image
-from webhook.report import RepositoryReport, enrolled_text, short_digest, short_time
+from webhook.core.pinning import Image
+from webhook.insight.inventory import Placement
+from webhook.insight.report import RepositoryReport, enrolled_text, short_digest, short_time
 
 PALETTE = (
     "#4e79a7",

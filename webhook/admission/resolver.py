@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from webhook.datasets import Dataset, DatasetPolicy
-from webhook.deadline import NeedsLookup, entering
-from webhook.pinning import (
+from webhook.admission.deadline import NeedsLookup, entering
+from webhook.core.datasets import Dataset, DatasetPolicy
+from webhook.core.pinning import (
     EmptyHistory,
     ImageChoice,
     Pin,
@@ -33,7 +33,8 @@ from webhook.pinning import (
     uploaded_by,
     validate_slug,
 )
-from webhook.pods import Experiment, ImageRef, PodFacts, Target
+from webhook.core.pods import Experiment, ImageRef, PodFacts, Target
+from webhook.core.workflow_record import ExperimentDecision, record_key
 from webhook.sources import (
     ConfigHistory,
     EnrollmentClock,
@@ -44,7 +45,6 @@ from webhook.sources import (
     WorkflowDecisions,
     WorkflowState,
 )
-from webhook.workflow_record import ExperimentDecision, record_key
 
 DEFAULT_DATASETS = DatasetPolicy.of(Dataset("moz-fx-data-experiments", "mozanalysis"))
 

@@ -23,16 +23,17 @@ from typing import Any
 from flask import Blueprint, Flask, Response, abort, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from webhook import handler, wirejson
-from webhook.admission import Admitter
-from webhook.front import ARRIVED
-from webhook.hooks import AppHooks
-from webhook.recent import DecisionLog
+from webhook.admission import handler
+from webhook.admission.admitter import Admitter
+from webhook.core import wirejson
+from webhook.insight.recent import DecisionLog
+from webhook.serving.front import ARRIVED
+from webhook.serving.hooks import AppHooks
 
 log = logging.getLogger(__name__)
 
 Readiness = Callable[[], tuple[bool, str]]
-HOOKS_KEY = "jetstream_pin.front"  # webhook.worker looks the hooks up here
+HOOKS_KEY = "jetstream_pin.front"  # webhook.serving.worker looks the hooks up here
 
 
 def always_ready() -> tuple[bool, str]:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from webhook import metrics
-from webhook.deadline import NeedsLookup, count_hit, must_not_wait
+from webhook.admission.deadline import NeedsLookup, count_hit, must_not_wait
 
 log = logging.getLogger(__name__)
 

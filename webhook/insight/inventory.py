@@ -6,7 +6,7 @@ experiment, so each allowed dataset's listing stands in for the clock and each
 image history is read once. The rules, the overrides and the config histories
 are the resolver's own, so every answer here is the webhook's answer.
 
-A BigQuery listing names tables, not slugs (webhook.slugs): a table is shown
+A BigQuery listing names tables, not slugs (webhook.core.slugs): a table is shown
 under its real slug when that is known, else by its name. One that is known
 only by name is decided only when no overrides entry names a slug of that
 table, so its decision is the same whatever its slug is.
@@ -18,10 +18,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from webhook.datasets import Dataset
-from webhook.pinning import Image, PinDigest, Refusal, enrollments_table, parse_pin
-from webhook.resolver import Decision, ImageTarget, LookupFailed, Resolver
-from webhook.slugs import SlugSource, find_slug, name_is_exact, table_suffix
+from webhook.admission.resolver import Decision, ImageTarget, LookupFailed, Resolver
+from webhook.core.datasets import Dataset
+from webhook.core.pinning import Image, PinDigest, Refusal, enrollments_table, parse_pin
+from webhook.core.slugs import SlugSource, find_slug, name_is_exact, table_suffix
 from webhook.sources import (
     EnrolledExperiment,
     ExperimentLister,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache, wraps
 from typing import Any, TypeVar
 
-from webhook.argv import Invocation, read_invocation
-from webhook.pinning import Refusal, describe_value
+from webhook.core.argv import Invocation, read_invocation
+from webhook.core.pinning import Refusal, describe_value
 
 LABEL_SLUG = "jetstream/experiment-slug"
 LABEL_PIN = "jetstream/pin"

@@ -1,4 +1,4 @@
-"""The gunicorn worker class that runs `webhook.front` in each worker process.
+"""The gunicorn worker class that runs `webhook.serving.front` in each worker process.
 
 gunicorn stays the process manager (the master binds both ports, forks and
 replaces workers, drains on SIGTERM, and the metrics and recent decisions
@@ -15,9 +15,9 @@ from typing import Any
 
 from gunicorn.workers.base import Worker
 
-from webhook.app import HOOKS_KEY
-from webhook.front import Front, Hooks, Limits
-from webhook.seats import Seat, Seats
+from webhook.serving.app import HOOKS_KEY
+from webhook.serving.front import Front, Hooks, Limits
+from webhook.serving.seats import Seat, Seats
 
 SWITCH_SECONDS = 0.001
 
@@ -50,7 +50,7 @@ class FrontWorker(Worker):  # type: ignore[misc]
         )
 
     def seat_in(self, seats: Seats | None) -> Seat | None:
-        """This worker's seat, given by the master before the fork (webhook.server)."""
+        """This worker's seat, given by the master before the fork (webhook.serving.server)."""
         index = getattr(self, "seat", None)
         return Seat(seats, index) if seats is not None and index is not None else None
 

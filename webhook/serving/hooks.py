@@ -19,13 +19,15 @@ import json
 import logging
 from collections.abc import Callable
 
-from webhook import handler, metrics, wirejson
-from webhook.admission import Admitter
-from webhook.deadline import NeedsLookup, loop_only
-from webhook.front import Answer
-from webhook.httpwire import Head, json_error, status_line
-from webhook.recent import DecisionLog
-from webhook.review import MalformedReview, parse_review
+from webhook import metrics
+from webhook.admission import handler
+from webhook.admission.admitter import Admitter
+from webhook.admission.deadline import NeedsLookup, loop_only
+from webhook.core import wirejson
+from webhook.core.review import MalformedReview, parse_review
+from webhook.insight.recent import DecisionLog
+from webhook.serving.front import Answer
+from webhook.serving.httpwire import Head, json_error, status_line
 
 decisions = logging.getLogger("webhook.decisions")
 Readiness = Callable[[], tuple[bool, str]]

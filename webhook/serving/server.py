@@ -12,7 +12,7 @@ lets requests in flight finish before the workers exit.
 gunicorn listens on two ports with the same certificate: `server.port` for
 admission and `server.adminPort` for the status page; the app routes by the
 port a request arrived on. Every worker records its recent decisions in the
-shared runtime directory (see `webhook.recent`).
+shared runtime directory (see `webhook.insight.recent`).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from gunicorn.arbiter import Arbiter
 
 from webhook import logs, metrics
 from webhook.config import Config
-from webhook.seats import Seats
-from webhook.tls import ReloadingContext
+from webhook.serving.seats import Seats
+from webhook.serving.tls import ReloadingContext
 from webhook.wiring import Wiring
 
 
@@ -88,7 +88,7 @@ class DrainingArbiter(Arbiter):  # type: ignore[misc]
     def manage_workers(self) -> None:
         """Every loop (about once a second) and before forking: the master's TLS context
         follows the files, so a worker forked next starts from the last good pair, and a
-        rotation that cannot be loaded is reported here, once (webhook.tls)."""
+        rotation that cannot be loaded is reported here, once (webhook.serving.tls)."""
         try:
             self.tls.context()
         except Exception:
@@ -144,7 +144,7 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         settings: dict[str, Any] = {
             "bind": [address(server.host, server.port), address(server.host, server.admin_port)],
             "workers": server.workers,
-            "worker_class": "webhook.worker.FrontWorker",  # TLS and timeouts: webhook.front
+            "worker_class": "webhook.serving.worker.FrontWorker",  # TLS, timeouts: serving.front
             "threads": server.threads,
             "timeout": 30,
             "graceful_timeout": 25,

@@ -36,8 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from webhook.admission import Outcome, Result
-from webhook.review import AdmissionRequest
+from webhook.admission.admitter import Outcome, Result
+from webhook.core.review import AdmissionRequest
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Flask's route calls it in an admission thread; the front end's hooks call it
 on the event loop for reviews the caches can answer at once (see
-`webhook.hooks`), which saves two thread hand-offs and Flask's request
+`webhook.serving.hooks`), which saves two thread hand-offs and Flask's request
 machinery per warm review (docs/benchmarks.md, "Where the time goes").
 """
 
@@ -12,10 +12,11 @@ import logging
 import time
 from typing import Any
 
-from webhook import metrics, wirejson
-from webhook.admission import Admitter, Outcome
-from webhook.recent import DecisionLog
-from webhook.review import MalformedReview, parse_review
+from webhook import metrics
+from webhook.admission.admitter import Admitter, Outcome
+from webhook.core import wirejson
+from webhook.core.review import MalformedReview, parse_review
+from webhook.insight.recent import DecisionLog
 
 decisions = logging.getLogger("webhook.decisions")
 # Pods that are not Jetstream's (or not a CREATE) are counted in metrics, logged only at DEBUG.

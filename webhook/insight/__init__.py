@@ -1,0 +1,1 @@
+"""What operators see: the inventory and report, recent decisions, the status page, traces."""

@@ -1,0 +1,1 @@
+"""Serving HTTPS: gunicorn's master, the event-loop workers, the wire, TLS and the Flask app."""
