@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from webhook import certs, logs
-from webhook.admission.resolver import Decision, LookupFailed
+from webhook.admission.resolver import LookupFailed
 from webhook.config import Config, ConfigError, load_config
 from webhook.core.commands import ArgsRule, args_effects
 from webhook.core.datasets import Dataset
+from webhook.core.decision import Decision
 from webhook.core.mutation import format_time
 from webhook.core.pinning import Refusal, enrollments_table
 from webhook.core.review import MalformedReview, parse_review

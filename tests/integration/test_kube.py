@@ -15,8 +15,8 @@ from tests.kube import validate
 from tests.servers import free_port
 from tests.standins import Reply
 from webhook import certs
-from webhook.admission.resolver import Decision
 from webhook.config import ConfigMapRef
+from webhook.core.decision import Decision
 from webhook.core.pinning import Image, ImageChoice, ImageRule, PinLatest, Reason
 from webhook.core.pods import read_pod
 from webhook.core.review import parse_review

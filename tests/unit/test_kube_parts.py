@@ -13,8 +13,8 @@ from tests.apiserver import write_kubeconfig
 from tests.builders import EXAMPLES
 from tests.servers import example_config
 from webhook import certs
-from webhook.admission.resolver import Decision
 from webhook.config import ConfigError, parse_config
+from webhook.core.decision import Decision
 from webhook.core.pinning import Reason
 from webhook.kube.events import event_reason, workflow_uid
 from webhook.kube.overrides import KubeOverrides

@@ -15,9 +15,10 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from webhook.admission.deadline import LookupPool, NeedsLookup, OutOfTime, inline, on_loop
-from webhook.admission.resolver import Decision, LookupFailed, Resolver
+from webhook.admission.resolver import LookupFailed, Resolver
 from webhook.core import mutation
 from webhook.core.commands import DEFAULT_PINNED_COMMANDS, ArgsRule, args_to_add, unpinned_command
+from webhook.core.decision import Decision
 from webhook.core.patch import Operation, json_patch
 from webhook.core.pinning import PinDigest, PinLatest, Reason, Refusal
 from webhook.core.pods import DEFAULT_LIMITS, PodFacts, PodLimits, read_pod

@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from webhook import metrics
-from webhook.admission.admitter import Admitter, Outcome
+from webhook.admission.admitter import Admitter, Outcome, Result
 from webhook.core import wirejson
-from webhook.core.review import MalformedReview, parse_review
-from webhook.insight.recent import DecisionLog
+from webhook.core.review import AdmissionRequest, MalformedReview, parse_review
 
 decisions = logging.getLogger("webhook.decisions")
 # Pods that are not Jetstream's (or not a CREATE) are counted in metrics, logged only at DEBUG.
 NOT_DECISIONS = frozenset({Outcome.PASS_THROUGH, Outcome.IGNORED})
+
+
+class ResultRecorder(Protocol):
+    """Keeps admissions for the status page (`webhook.insight.recent.DecisionLog`).
+
+    A protocol, so the admission layer does not import the insight layer above it.
+    """
+
+    def record_result(self, request: AdmissionRequest, result: Result) -> None: ...
 
 
 def bad_request(message: str) -> tuple[int, dict[str, Any]]:
@@ -30,7 +38,7 @@ def bad_request(message: str) -> tuple[int, dict[str, Any]]:
 
 def mutate(
     admitter: Admitter,
-    recorder: DecisionLog | None,
+    recorder: ResultRecorder | None,
     mimetype: str,
     body: bytes,
     started: float,

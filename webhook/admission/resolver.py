@@ -8,13 +8,14 @@ naming the source, so the failure policy is applied in exactly one way.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from webhook.admission.deadline import NeedsLookup, entering
 from webhook.core.datasets import Dataset, DatasetPolicy
+from webhook.core.decision import Decision
 from webhook.core.pinning import (
     EmptyHistory,
     ImageChoice,
@@ -64,30 +65,6 @@ class ConfigRepo:
     name: str
     env: str
     history: ConfigHistory
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What a pod should run; plain data, written to the pod by `mutation`.
-
-    `workflow_record`: "" (decided for this pod alone), "recorded" (decided
-    here for the experiment in the pod's Workflow, and written onto it) or
-    "read" (the decision recorded there for this experiment's first pod).
-    """
-
-    slug: str
-    reason: Reason
-    enrolled_at: datetime | None
-    enrollment_consulted: bool
-    choices: Mapping[str, ImageChoice]
-    shas: Mapping[str, str]
-    pin: Pin | None = None
-    dataset: Dataset | None = None
-    workflow_record: str = ""
-
-    def digest_for(self, repository: str) -> str | None:
-        choice = self.choices.get(repository)
-        return choice.image.digest if choice else None
 
 
 class DifferentTooling(Refusal):

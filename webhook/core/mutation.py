@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from webhook.admission.resolver import Decision
+from webhook.core.decision import Decision
 from webhook.core.pinning import Reason
 from webhook.core.pods import MalformedPod, PodFacts
 

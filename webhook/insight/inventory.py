@@ -18,8 +18,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from webhook.admission.resolver import Decision, ImageTarget, LookupFailed, Resolver
+from webhook.admission.resolver import ImageTarget, LookupFailed, Resolver
 from webhook.core.datasets import Dataset
+from webhook.core.decision import Decision
 from webhook.core.pinning import Image, PinDigest, Refusal, enrollments_table, parse_pin
 from webhook.core.slugs import SlugSource, find_slug, name_is_exact, table_suffix
 from webhook.sources import (

@@ -20,7 +20,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from webhook.admission.resolver import Decision
+from webhook.core.decision import Decision
 from webhook.core.mutation import format_time
 from webhook.core.pods import PodFacts
 from webhook.core.review import AdmissionRequest
