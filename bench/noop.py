@@ -19,6 +19,7 @@ from webhook.serving.app import HOOKS_KEY
 from webhook.serving.front import Answer, PlainHooks
 from webhook.serving.httpwire import Head, status_line
 from webhook.serving.server import RuntimeState, WebhookServer
+from webhook.serving.tls import ReloadingContext
 
 
 class NoopHooks(PlainHooks):
@@ -38,7 +39,7 @@ class NoopHooks(PlainHooks):
         )
 
 
-def noop_app(_config: Config, _state: RuntimeState) -> Flask:
+def noop_app(_config: Config, _state: RuntimeState, _tls: ReloadingContext | None = None) -> Flask:
     app = Flask("noop")
     app.extensions[HOOKS_KEY] = NoopHooks()
 

@@ -166,7 +166,7 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from webhook.serving.server import serve
+    from webhook.wiring import serve
 
     logs.configure()
     serve(load_config(args.config))

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 
+from webhook import metrics
 from webhook.admission.admitter import Admitter, DecisionHook
 from webhook.admission.deadline import LookupPool
 from webhook.admission.resolver import ConfigRepo, ImageTarget, Resolver
@@ -41,6 +42,7 @@ from webhook.insight.inventory import Inventory, take_inventory
 from webhook.insight.recent import KEEP, DecisionLog
 from webhook.insight.status import StatusSource
 from webhook.serving.app import Listeners, create_app
+from webhook.serving.server import RuntimeState, WebhookServer
 from webhook.serving.tls import ReloadingContext
 from webhook.sources import (
     ConfigHistory,
@@ -71,6 +73,7 @@ from webhook.sources.instrumented import (
     InstrumentedImages,
     observed,
 )
+from webhook.sources.nowait import NeverWaits
 from webhook.sources.oci import OciImages
 from webhook.sources.static import (
     StaticConfigHistory,
@@ -87,7 +90,7 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
 
-class SplitOverrides:
+class SplitOverrides(NeverWaits):
     """Workflow labels from one source, slug entries from another."""
 
     def __init__(self, workflows: OverrideSource, slugs: OverrideSource) -> None:
@@ -374,7 +377,6 @@ class Wiring:
             self.decision_hooks(),
             deadline_seconds=self.config.server.admission_deadline_seconds,
             lookups=LookupPool(max(32, 2 * self.config.server.threads)),
-            inline_first=True,  # every source below is behind a cache (cached_images etc.)
             limits=PodLimits(**dataclasses.asdict(self.config.pod_limits)),
             pinned_commands=self.config.pinned_commands,
             args_rules=self.args_rules,
@@ -451,3 +453,18 @@ class Wiring:
             ),
             listeners=Listeners(server.port, server.admin_port),
         )
+
+
+def serve(config: Config) -> None:
+    """`jetstream-pin serve`: validate every source once, then gunicorn (webhook.serving.server)."""
+    Wiring(config).admitter  # noqa: B018 - validate every source before forking workers
+    state = RuntimeState.create()
+    metrics.enable_multiprocess(state.metrics)
+    WebhookServer(config, state, _worker_app).run()
+
+
+def _worker_app(config: Config, state: RuntimeState, tls: ReloadingContext) -> Flask:
+    """In each worker, after the fork: its own sources (background threads do not survive one)."""
+    wiring = Wiring(config, draining=state.draining, decisions_dir=state.decisions)
+    wiring.start_background()
+    return wiring.app(tls)

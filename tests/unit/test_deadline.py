@@ -72,12 +72,12 @@ def test_warm_caches_decide_inline_and_count_each_hit_once() -> None:
         return warm.get("k", lambda: 0) + cold.get("k", lambda: 2)
 
     pool = LookupPool(2)
-    assert pool.run(decide, time.monotonic() + 5, 5, inline_first=True) == 3
+    assert pool.run(decide, time.monotonic() + 5, 5, never_waits=True) == 3
     # Tried inline (the cold cache refused to load there), then decided in the pool.
     assert threads[0] == threading.current_thread().name
     assert threads[1].startswith("lookup")
     assert (warm.stats.hits, cold.stats.misses) == (1, 1)
     threads.clear()
-    assert pool.run(decide, time.monotonic() + 5, 5, inline_first=True) == 3
+    assert pool.run(decide, time.monotonic() + 5, 5, never_waits=True) == 3
     assert threads == [threading.current_thread().name]  # both warm now: inline only
     assert (warm.stats.hits, cold.stats.hits) == (2, 1)

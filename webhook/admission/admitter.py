@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from webhook.admission.deadline import LookupPool, NeedsLookup, OutOfTime, inline, on_loop
+from webhook.admission.deadline import LookupPool, OutOfTime
 from webhook.admission.resolver import LookupFailed, Resolver
 from webhook.core import mutation
 from webhook.core.commands import DEFAULT_PINNED_COMMANDS, ArgsRule, args_to_add, unpinned_command
@@ -24,6 +24,7 @@ from webhook.core.pinning import PinDigest, PinLatest, Reason, Refusal
 from webhook.core.pods import DEFAULT_LIMITS, PodFacts, PodLimits, read_pod
 from webhook.core.review import AdmissionRequest, allowed, one_line, refused
 from webhook.sources import SourceError
+from webhook.sources.nowait import NeedsLookup
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,6 @@ class Admitter:
         on_decision: Sequence[DecisionHook] = (),
         deadline_seconds: float | None = None,
         lookups: LookupPool | None = None,
-        inline_first: bool = False,
         limits: PodLimits = DEFAULT_LIMITS,
         pinned_commands: Sequence[str] = DEFAULT_PINNED_COMMANDS,
         args_rules: Sequence[ArgsRule] = (),
@@ -86,7 +86,7 @@ class Admitter:
 
         Lookups then run in `lookups` (a pool of its own when not given), so
         the admission can stop waiting for them when the budget runs out.
-        `inline_first`: every source is behind a cache (webhook.sources.cache), so a
+        When every source of the resolver never waits (webhook.sources.nowait), a
         decision is tried in the request's thread first and only goes to the
         pool when a cache would have to load (webhook.admission.deadline).
         """
@@ -99,7 +99,6 @@ class Admitter:
         if deadline_seconds is not None and lookups is None:
             lookups = LookupPool(32)
         self.lookups = lookups
-        self.inline_first = inline_first
         self.limits = limits
         self.pinned_commands = frozenset(pinned_commands)
         self.args_rules = tuple(args_rules)
@@ -172,9 +171,9 @@ class Admitter:
             return self.resolver.decide(facts, record)
 
         if budget is None or self.lookups is None:
-            return inline(decide) if on_loop() else decide()
+            return decide()
         try:
-            return self.lookups.run(decide, arrived + budget, budget, self.inline_first)
+            return self.lookups.run(decide, arrived + budget, budget, self.resolver.never_waits)
         except OutOfTime as err:
             if err.source is None:
                 source = NAME

@@ -12,10 +12,11 @@ coalesced cache load it leads may still serve the next request.
 
 Most admissions need no backend at all (the caches are warm), and handing
 them to another thread would cost them a thread switch for nothing. So a
-decision is first tried inline with waiting forbidden: a cache that would
-have to load raises `NeedsLookup` instead, and only then does the decision
-go to the pool. Cache hits of an inline try that gave up are not counted,
-so the metrics count each lookup once.
+decision whose sources all never wait is first tried in this thread without
+waiting (webhook.sources.nowait), and goes to the pool only when a cache
+would have to load. On the event loop, where waiting is already forbidden,
+it never goes to the pool: NeedsLookup reaches the front end, which hands
+the request to an admission thread.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
+
+from webhook.sources.nowait import NeedsLookup, waiting_forbidden, without_waiting
 
 T = TypeVar("T")
 
@@ -49,61 +52,6 @@ def entering(source: str) -> None:
         progress.source = source
 
 
-class NeedsLookup(Exception):
-    """Raised by a cache, in an inline try, where it would have to wait for a backend."""
-
-
-_INLINE_HITS: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar(
-    "jetstream_pin_inline", default=None
-)
-
-
-def must_not_wait() -> bool:
-    """True inside an inline try: a cache miss must raise NeedsLookup, not load."""
-    return _INLINE_HITS.get() is not None
-
-
-def count_hit(hit: Callable[[], None]) -> None:
-    """Count a cache hit now, or, in an inline try, once the try has succeeded."""
-    pending = _INLINE_HITS.get()
-    if pending is None:
-        hit()
-    else:
-        pending.append(hit)
-
-
-_LOOP_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "jetstream_pin_loop_only", default=False
-)
-
-
-def loop_only(call: Callable[[], T]) -> T:
-    """`call()` where no lookup may go to the pool: NeedsLookup if one would have to."""
-    token = _LOOP_ONLY.set(True)
-    try:
-        return call()
-    finally:
-        _LOOP_ONLY.reset(token)
-
-
-def on_loop() -> bool:
-    """True inside `loop_only`."""
-    return _LOOP_ONLY.get()
-
-
-def inline(call: Callable[[], T]) -> T:
-    """`call()` with waiting forbidden; NeedsLookup if it would have to wait."""
-    pending: list[Callable[[], None]] = []
-    token = _INLINE_HITS.set(pending)
-    try:
-        value = call()
-    finally:
-        _INLINE_HITS.reset(token)
-    for hit in pending:
-        hit()
-    return value
-
-
 class OutOfTime(Exception):
     """The admission's budget ran out while `source` had not answered (None: not started)."""
 
@@ -125,19 +73,21 @@ class LookupPool:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lookup")
 
     def run(
-        self, call: Callable[[], T], expires: float, budget: float, inline_first: bool = False
+        self, call: Callable[[], T], expires: float, budget: float, never_waits: bool = False
     ) -> T:
         """`call()` if it ends before `expires` (time.monotonic()); else OutOfTime.
 
-        `inline_first`: try it in this thread first (see the module's doc); only for
-        calls whose every wait is behind a cache (the Wiring puts every source behind one).
+        `never_waits`: every source `call` asks is a `NeverWaits`, so it is tried
+        in this thread first (see the module's doc). Where waiting is forbidden
+        it only runs here, and NeedsLookup reaches the caller.
         """
-        if inline_first or _LOOP_ONLY.get():
+        if waiting_forbidden():
+            return call()
+        if never_waits:
             try:
-                return inline(call)
+                return without_waiting(call)
             except NeedsLookup:
-                if _LOOP_ONLY.get():
-                    raise
+                pass
         progress = Progress()
 
         def tracked() -> T:

@@ -43,7 +43,10 @@ def mutate(
     body: bytes,
     started: float,
 ) -> tuple[int, dict[str, Any]]:
-    """Decide one review; counted, logged and recorded. NeedsLookup only inside `loop_only`."""
+    """Decide one review; counted, logged and recorded.
+
+    Raises NeedsLookup only inside `without_waiting` (webhook.sources.nowait).
+    """
     if mimetype != "application/json":
         return bad_request(f"Content-Type must be application/json, not {mimetype or 'missing'!r}")
     try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from webhook.admission.deadline import NeedsLookup, entering
+from webhook.admission.deadline import entering
 from webhook.core.datasets import Dataset, DatasetPolicy
 from webhook.core.decision import Decision
 from webhook.core.pinning import (
@@ -46,6 +46,7 @@ from webhook.sources import (
     WorkflowDecisions,
     WorkflowState,
 )
+from webhook.sources.nowait import NeedsLookup, NeverWaits
 
 DEFAULT_DATASETS = DatasetPolicy.of(Dataset("moz-fx-data-experiments", "mozanalysis"))
 
@@ -112,6 +113,25 @@ class Resolver:
         self.datasets = datasets
         self.workflows = workflows
         self.always_read_enrollment = always_read_enrollment
+        sources: tuple[object, ...] = (
+            *(target.history for target in images),
+            enrollments,
+            *(repo.history for repo in self.config_repos),
+            self.overrides,
+            *([workflows] if workflows is not None else []),
+        )
+        # The names of sources that may wait (a decision is then never tried without waiting).
+        self.waiting_sources = [
+            getattr(source, "name", type(source).__name__)
+            for source in sources
+            if not isinstance(source, NeverWaits)
+        ]
+
+    @property
+    def never_waits(self) -> bool:
+        """Every source answers from memory or refuses to wait (webhook.sources.nowait):
+        a decision may be tried where waiting is forbidden."""
+        return not self.waiting_sources
 
     @property
     def repositories(self) -> list[str]:

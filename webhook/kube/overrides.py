@@ -24,6 +24,7 @@ from webhook.core.pods import LABEL_PIN
 from webhook.kube.client import is_not_found, source_error
 from webhook.sources import SourceError
 from webhook.sources.cache import TtlCache
+from webhook.sources.nowait import NeverWaits
 
 WORKFLOW_GROUP = "argoproj.io"
 WORKFLOW_VERSION = "v1alpha1"
@@ -32,8 +33,11 @@ WORKFLOW_SOURCE = "Kubernetes API (Workflows)"
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
-class KubeOverrides:
-    """The `OverrideSource` of a cluster; `config_map` None: Workflow labels only."""
+class KubeOverrides(NeverWaits):
+    """The `OverrideSource` of a cluster; `config_map` None: Workflow labels only.
+
+    It never waits where waiting is forbidden: both of its reads are behind a TtlCache.
+    """
 
     def __init__(
         self,

@@ -26,7 +26,6 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from webhook.admission import handler
 from webhook.admission.admitter import Admitter
 from webhook.core import wirejson
-from webhook.insight.recent import DecisionLog
 from webhook.serving.front import ARRIVED
 from webhook.serving.hooks import AppHooks
 
@@ -67,7 +66,7 @@ def create_app(
     admitter: Admitter,
     max_request_bytes: int = 6 * 1024 * 1024,
     readiness: Readiness = always_ready,
-    recorder: DecisionLog | None = None,
+    recorder: handler.ResultRecorder | None = None,
     admin: Blueprint | None = None,
     listeners: Listeners | None = None,
 ) -> Flask:

@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from webhook.config import LARGE_SHARE
+
 SMALL_BODY_BYTES = 64 * 1024
-LARGE_SHARE = 0.75
 
 
 class Room:

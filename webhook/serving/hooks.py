@@ -7,10 +7,11 @@ longer than a deadline. A review that could not get a thread within its
 deadline is answered here with the failure policy, at once.
 
 A review whose decision the caches can give at once is decided here too
-(`inline`): it is CPU work only, and skipping the hand-off to a thread and
-back, and Flask, halves what a warm review costs (docs/benchmarks.md). One
-that would wait on a backend raises NeedsLookup before any side effect and
-goes to an admission thread, which decides it from the start.
+(`inline`, without waiting: webhook.sources.nowait): it is CPU work only,
+and skipping the hand-off to a thread and back, and Flask, halves what a
+warm review costs (docs/benchmarks.md). One that would wait on a backend
+raises NeedsLookup before any side effect and goes to an admission thread,
+which decides it from the start.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from collections.abc import Callable
 from webhook import metrics
 from webhook.admission import handler
 from webhook.admission.admitter import Admitter
-from webhook.admission.deadline import NeedsLookup, loop_only
 from webhook.core import wirejson
 from webhook.core.review import MalformedReview, parse_review
-from webhook.insight.recent import DecisionLog
 from webhook.serving.front import Answer
 from webhook.serving.httpwire import Head, json_error, status_line
+from webhook.sources.nowait import NeedsLookup, without_waiting
 
 decisions = logging.getLogger("webhook.decisions")
 Readiness = Callable[[], tuple[bool, str]]
@@ -39,7 +39,7 @@ class AppHooks:
         self,
         admitter: Admitter,
         readiness: Readiness,
-        recorder: DecisionLog | None = None,
+        recorder: handler.ResultRecorder | None = None,
         max_body_bytes: int = 6 * 1024 * 1024,
     ) -> None:
         self.admitter = admitter
@@ -56,14 +56,14 @@ class AppHooks:
         """
         mimetype = head.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if (
-            not self.admitter.inline_first
+            not self.admitter.resolver.never_waits
             or head.path != "/mutate"
             or mimetype != "application/json"
             or head.content_length > self.max_body_bytes
         ):
             return None
         try:
-            code, document = loop_only(
+            code, document = without_waiting(
                 lambda: handler.mutate(self.admitter, self.recorder, mimetype, body, arrived)
             )
         except NeedsLookup:

@@ -34,7 +34,6 @@ from webhook import logs, metrics
 from webhook.config import Config
 from webhook.serving.seats import Seats
 from webhook.serving.tls import ReloadingContext
-from webhook.wiring import Wiring
 
 
 class GunicornLogger(glogging.Logger):  # type: ignore[misc]
@@ -117,15 +116,18 @@ def _seat_worker(server: Any, worker: Any) -> None:
     worker.seat = seats.take() if seats is not None else None
 
 
-class WebhookServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn serving the webhook; `app_factory` swaps the app (the benchmark's no-op)."""
+# Builds a worker's app after the fork: the config, the shared runtime directory and
+# the TLS context the master serves with (webhook.wiring.serve gives the real one).
+AppFactory = Callable[[Config, RuntimeState, ReloadingContext], Flask]
 
-    def __init__(
-        self,
-        config: Config,
-        state: RuntimeState,
-        app_factory: Callable[[Config, RuntimeState], Flask] | None = None,
-    ) -> None:
+
+class WebhookServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn serving the app that `app_factory` builds in each worker.
+
+    The factory is passed in, so this layer does not import the wiring above it.
+    """
+
+    def __init__(self, config: Config, state: RuntimeState, app_factory: AppFactory) -> None:
         self.webhook_config = config
         self.state = state
         self.app_factory = app_factory
@@ -165,17 +167,4 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         logs.configure()
-        if self.app_factory is not None:
-            return self.app_factory(self.webhook_config, self.state)
-        wiring = Wiring(
-            self.webhook_config, draining=self.state.draining, decisions_dir=self.state.decisions
-        )
-        wiring.start_background()
-        return wiring.app(self.reloading)
-
-
-def serve(config: Config) -> None:
-    Wiring(config).admitter  # noqa: B018 - validate every source before forking workers
-    state = RuntimeState.create()
-    metrics.enable_multiprocess(state.metrics)
-    WebhookServer(config, state).run()
+        return self.app_factory(self.webhook_config, self.state, self.reloading)

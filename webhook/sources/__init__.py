@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 from webhook.core.datasets import Dataset
 from webhook.core.pinning import Image
 from webhook.core.workflow_record import ExperimentDecision
+from webhook.sources.nowait import NeverWaits
 
 
 class SourceError(Exception):
@@ -141,7 +142,7 @@ class OverrideLister(Protocol):
     def pinned_slugs(self) -> Collection[str]: ...
 
 
-class NoOverrides:
+class NoOverrides(NeverWaits):
     """Used when no override store is configured."""
 
     name = "no overrides"

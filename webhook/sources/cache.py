@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from webhook import metrics
-from webhook.admission.deadline import NeedsLookup, count_hit, must_not_wait
+from webhook.sources.nowait import NeedsLookup, count_hit, waiting_forbidden
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class TtlCache(Generic[K, V]):
                     self._entries.move_to_end(key)
                     count_hit(self.stats.hit)
                     return entry[1]
-                if must_not_wait():
+                if waiting_forbidden():
                     raise NeedsLookup(self.stats.name)
                 self.stats.miss()
                 flight = self._flights.get(key)
@@ -211,7 +211,7 @@ class Refreshing(Generic[V]):
         if value is not None and self.age <= self.max_stale:
             count_hit(self.stats.hit)
             return value
-        if must_not_wait():
+        if waiting_forbidden():
             raise NeedsLookup(self.name)
         self.stats.miss()
         return self.refresh()
@@ -228,7 +228,7 @@ class Refreshing(Generic[V]):
         if value is not None and self._began >= wanted:
             count_hit(self.stats.hit)
             return value
-        if must_not_wait():
+        if waiting_forbidden():
             raise NeedsLookup(self.name)
         self.stats.miss()
         return self.refresh(wanted)

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from webhook.admission.deadline import NeedsLookup, must_not_wait
 from webhook.config import CacheConfig
 from webhook.core.datasets import Dataset
 from webhook.core.pinning import Image, Refusal, enrollments_table
@@ -34,6 +33,7 @@ from webhook.sources import (
     WorkflowState,
 )
 from webhook.sources.cache import Refreshing, TtlCache
+from webhook.sources.nowait import NeedsLookup, NeverWaits, waiting_forbidden
 from webhook.sources.recording import BatchStore, RecordWriter
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class CachedImageHistory:
+class CachedImageHistory(NeverWaits):
     def __init__(self, inner: ImageHistory, config: CacheConfig) -> None:
         self.inner = inner
         self.name = inner.name
@@ -85,7 +85,7 @@ class _Read:
     began: datetime
 
 
-class CachedEnrollments:
+class CachedEnrollments(NeverWaits):
     """Enrollment times per (dataset, slug), and with a lister each dataset's whole listing.
 
     A caller may ask for a time read no earlier than some moment
@@ -196,7 +196,7 @@ class CachedEnrollments:
             listing.start()
 
 
-class CachedConfigHistory:
+class CachedConfigHistory(NeverWaits):
     def __init__(self, inner: ConfigHistory, config: CacheConfig) -> None:
         self.inner = inner
         self.name = inner.name
@@ -229,7 +229,7 @@ class RecordUnreadable(Refusal):
     reason = "Invalid"
 
 
-class CachedWorkflows:
+class CachedWorkflows(NeverWaits):
     """Workflow decisions with as few API calls as a burst allows.
 
     A recorded decision never changes (first writer wins), so every decision
@@ -282,7 +282,7 @@ class CachedWorkflows:
     def record(
         self, state: WorkflowState, key: str, decision: ExperimentDecision, pod: str
     ) -> ExperimentDecision:
-        if not self.writer.background and must_not_wait():
+        if not self.writer.background and waiting_forbidden():
             raise NeedsLookup(self.name)  # a write is never made on the event loop
         self.decisions.put((state.uid, key), decision)
         value = encode(decision, pod, self._wall())

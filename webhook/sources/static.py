@@ -26,6 +26,7 @@ from webhook.core.pinning import (
     is_digest,
 )
 from webhook.sources import EnrolledExperiment, SourceError
+from webhook.sources.nowait import NeverWaits
 
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _TOP_LEVEL = ("enrollments", "images", "commits", "overrides")
@@ -215,7 +216,7 @@ class StaticConfigHistory:
             raise SourceError(self.name, str(err)) from None
 
 
-class StaticOverrides:
+class StaticOverrides(NeverWaits):
     """Slug pins from the data file's `overrides:` map (the ConfigMap's offline twin)."""
 
     name = "static overrides"
