@@ -1,10 +1,10 @@
 """CPU per review of the loop-side handler, side effects and all, against the no-op's.
 
 `python -m bench.costs` (PYTHONPATH at the repository): the warm pinned and
-pass-through reviews of `scripts/bench` through `AppHooks.inline` with
+pass-through reviews of `scripts/bench` through the dispatch table's loop path with
 everything the server has (multiprocess metrics files, the batching log
 writer on a real file, the recent decisions file and its flusher), against
-`NoopHooks.inline` on the same bodies. CPU time of every thread of this
+`NoopRoutes` on the same bodies. CPU time of every thread of this
 process (`time.process_time`), so work moved to the writer threads still
 counts. No TLS and no HTTP: this is what a review costs beyond the wire,
 the part the wrk benchmark cannot take apart. Then the pinned path with
@@ -25,19 +25,30 @@ from pathlib import Path
 
 import yaml
 
-from bench.noop import NoopHooks
+from bench.noop import NoopRoutes
 from bench.run import FIXTURES, backends, pass_through
 from tests.builders import fixture_review
 from tests.servers import remote_config
 from webhook import logs, metrics
 from webhook.admission import handler
 from webhook.config import load_config
-from webhook.serving.front import Answer
-from webhook.serving.hooks import AppHooks
+from webhook.serving.dispatch import Dispatch
 from webhook.serving.httpwire import Head
+from webhook.serving.routes import ADMISSION, HttpReply, Request, Routes
 from webhook.wiring import Wiring
 
-Inline = Callable[[Head, bytes, float], Answer | None]
+Inline = Callable[[Head, bytes, float], HttpReply | None]
+
+
+def on_loop(routes: Routes) -> Inline:
+    """What the front end does with a complete review: its route, answered on the loop."""
+
+    def answer(head: Head, body: bytes, arrived: float) -> HttpReply | None:
+        request = Request(ADMISSION, 8443, head, body, ("127.0.0.1", 1), arrived)
+        route = routes.route(request)
+        return route.on_loop(request, 0.0) if route.on_loop is not None else None
+
+    return answer
 
 
 def cpu_per_call(
@@ -94,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _measure(args: argparse.Namespace, wiring: Wiring) -> None:
-    hooks = AppHooks(wiring.admitter, lambda: (True, "ready"), wiring.decision_log)
-    quiet = AppHooks(wiring.admitter, lambda: (True, "ready"), None)
+    loaded = on_loop(Dispatch(wiring.admitter, recorder=wiring.decision_log))
+    quiet = on_loop(Dispatch(wiring.admitter, recorder=None))
     reviews = [fixture_review(name) for name in FIXTURES]
     pinned = [json.dumps(r).encode() for r in reviews]
     passing = [json.dumps(pass_through(r)).encode() for r in reviews]
@@ -106,18 +117,18 @@ def _measure(args: argparse.Namespace, wiring: Wiring) -> None:
              for b in pinned]  # fmt: skip
     decisions = logging.getLogger("webhook.decisions")
 
-    def unlogged(head: Head, body: bytes, arrived: float) -> Answer | None:
+    def unlogged(head: Head, body: bytes, arrived: float) -> HttpReply | None:
         decisions.disabled = True
         try:
-            return hooks.inline(head, body, arrived)
+            return loaded(head, body, arrived)
         finally:
             decisions.disabled = False
 
     paths: list[tuple[str, Inline, list[bytes]]] = [
-        ("no-op (bench.noop's loop path)", NoopHooks().inline, pinned),
-        ("pass-through", hooks.inline, passing),
-        ("warm pinned", hooks.inline, pinned),
-        ("warm pinned, no recent decisions", quiet.inline, pinned),
+        ("no-op (bench.noop's loop path)", on_loop(NoopRoutes()), pinned),
+        ("pass-through", loaded, passing),
+        ("warm pinned", loaded, pinned),
+        ("warm pinned, no recent decisions", quiet, pinned),
         ("warm pinned, no decision log line", unlogged, pinned),
     ]
     values: dict[str, list[float]] = {name: [] for name, _, _ in paths}

@@ -25,6 +25,7 @@ from tests.bigquery_standin import bigquery_source
 from tests.builders import EXAMPLES, JETSTREAM, ROOT
 from webhook import certs
 from webhook.serving.front import Front, Limits
+from webhook.serving.routes import Routes
 
 
 def free_port() -> int:
@@ -201,15 +202,15 @@ class InProcessFront:
 
 @contextmanager
 def running_front(
-    workdir: Path, app: Any, hooks: Any = None, limits: Limits | None = None, seat: Any = None
+    workdir: Path, routes: Routes, limits: Limits | None = None, seat: Any = None
 ) -> Iterator[InProcessFront]:
-    """`app` (WSGI) behind a Front on a free loopback port, until the block ends."""
+    """`routes` behind a Front on a free loopback port (its admission port) until the block ends."""
     certs.write(certs.issue(["localhost"], ["127.0.0.1"]), workdir)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(workdir / certs.CERT_FILE, workdir / certs.KEY_FILE)
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    front = Front(app, [listener], lambda: context, port, 2, limits or Limits(), hooks, seat)
+    front = Front(routes, [listener], lambda: context, port, 2, limits or Limits(), seat)
     stop = threading.Event()
     serving = threading.Thread(target=lambda: asyncio.run(front.serve(lambda: not stop.is_set())))
     serving.start()

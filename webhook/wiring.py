@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from flask import Flask
-
 from webhook import metrics
-from webhook.admission.admitter import Admitter, DecisionHook
+from webhook.admission.admitter import Admitter, DecisionSideEffect
 from webhook.admission.deadline import LookupPool
 from webhook.admission.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.config import (
@@ -41,7 +39,8 @@ from webhook.insight.admin import admin_blueprint
 from webhook.insight.inventory import Inventory, take_inventory
 from webhook.insight.recent import KEEP, DecisionLog
 from webhook.insight.status import StatusSource
-from webhook.serving.app import Listeners, create_app
+from webhook.serving.app import admin_app
+from webhook.serving.dispatch import Dispatch
 from webhook.serving.server import RuntimeState, WebhookServer
 from webhook.serving.tls import ReloadingContext
 from webhook.sources import (
@@ -263,7 +262,7 @@ class Wiring:
             )
         return SplitOverrides(source, static)
 
-    def decision_hooks(self) -> list[DecisionHook]:
+    def decision_side_effects(self) -> list[DecisionSideEffect]:
         kube = self.config.kubernetes
         if kube is None or not kube.events or not self.record_events or self.kube_api is None:
             return []
@@ -374,7 +373,7 @@ class Wiring:
             env_names,
             self.config.mode,
             self.config.on_error,
-            self.decision_hooks(),
+            self.decision_side_effects(),
             deadline_seconds=self.config.server.admission_deadline_seconds,
             lookups=LookupPool(max(32, 2 * self.config.server.threads)),
             limits=PodLimits(**dataclasses.asdict(self.config.pod_limits)),
@@ -438,20 +437,21 @@ class Wiring:
         """Seconds since the enrolled experiments were listed (when they are, and warm)."""
         return self.cached_enrollments.listing_ages()
 
-    def app(self, tls: ReloadingContext | None = None) -> Flask:
-        """`tls`: the context the server serves with (its certificate's expiry is exported);
-        by default one of this app's own on the configured files."""
+    def dispatch(self, tls: ReloadingContext | None = None) -> Dispatch:
+        """What a worker serves: the dispatch table over the admitter and the admin pages.
+
+        `tls`: the context the server serves with (its certificate's expiry is
+        exported); by default one of its own on the configured files.
+        """
         server = self.config.server
         served = tls or ReloadingContext(server.cert_file, server.key_file, reports=False)
-        return create_app(
+        admin = admin_blueprint(self.status(), self.history_ages, served.expiry, self.listing_ages)
+        return Dispatch(
             self.admitter,
-            server.max_request_bytes,
             self.readiness,
             recorder=self.decision_log,
-            admin=admin_blueprint(
-                self.status(), self.history_ages, served.expiry, self.listing_ages
-            ),
-            listeners=Listeners(server.port, server.admin_port),
+            admin=admin_app(admin),
+            loop_review_max_bytes=server.loop_review_max_bytes,
         )
 
 
@@ -463,8 +463,8 @@ def serve(config: Config) -> None:
     WebhookServer(config, state, _worker_app).run()
 
 
-def _worker_app(config: Config, state: RuntimeState, tls: ReloadingContext) -> Flask:
+def _worker_app(config: Config, state: RuntimeState, tls: ReloadingContext) -> Dispatch:
     """In each worker, after the fork: its own sources (background threads do not survive one)."""
     wiring = Wiring(config, draining=state.draining, decisions_dir=state.decisions)
     wiring.start_background()
-    return wiring.app(tls)
+    return wiring.dispatch(tls)

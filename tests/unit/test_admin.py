@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +22,7 @@ from tests.builders import (
     review_of,
     utc,
 )
+from tests.dispatching import DispatchClient
 from tests.dom import parse
 from tests.fakes import FakeLister, World, listed
 from webhook.config import load_config, parse_config
@@ -33,7 +33,8 @@ from webhook.insight.inventory import Inventory, InventoryFailed, take_inventory
 from webhook.insight.recent import DecisionLog
 from webhook.insight.status import BEING_COMPUTED, StatusSource
 from webhook.insight.status_page import STYLE, render_status
-from webhook.serving.app import Listeners, create_app
+from webhook.serving.app import admin_app
+from webhook.serving.dispatch import Dispatch
 from webhook.sources import EnrolledExperiment, SourceError
 from webhook.wiring import Wiring
 
@@ -58,15 +59,11 @@ def status_source(wiring: Wiring, log: DecisionLog | None = None) -> StatusSourc
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Flask:
+def app(tmp_path: Path) -> DispatchClient:
     wiring = hostile_wiring(tmp_path)
     log = DecisionLog(None)
-    return create_app(
-        wiring.admitter,
-        recorder=log,
-        admin=admin_blueprint(status_source(wiring, log)),
-        listeners=Listeners(8443, 8444),
-    )
+    admin = admin_app(admin_blueprint(status_source(wiring, log)))
+    return DispatchClient(Dispatch(wiring.admitter, recorder=log, admin=admin), 8443)
 
 
 @pytest.mark.parametrize(
@@ -78,36 +75,40 @@ def app(tmp_path: Path) -> Flask:
         ("get", "/status", WEBHOOK, 404),
         ("get", "/status.json", WEBHOOK, 404),
         ("post", "/mutate", ADMIN, 404),
-        ("get", "/healthz", ADMIN, 404),
+        ("get", "/healthz", ADMIN, 200),  # the probes answer on both ports
         ("get", "/healthz", WEBHOOK, 200),
-        ("get", "/status", "https://localhost:9999", 404),
-        ("get", "/healthz", "https://localhost:9999", 404),
+        ("head", "/healthz", ADMIN, 200),
+        ("get", "/readyz", ADMIN, 200),
     ],
 )
-def test_routes_by_arrival_port(app: Flask, method: str, path: str, base: str, code: int) -> None:
-    assert getattr(app.test_client(), method)(path, base_url=base).status_code == code
+def test_routes_by_arrival_port(
+    app: DispatchClient, method: str, path: str, base: str, code: int
+) -> None:
+    assert getattr(app, method)(path, base_url=base).status_code == code
 
 
-def test_mutate_on_the_webhook_port(app: Flask) -> None:
-    reply = app.test_client().post(
-        "/mutate", json=review_of(argo_pod("my-experiment")), base_url=WEBHOOK
-    )
+def test_mutate_on_the_webhook_port(app: DispatchClient) -> None:
+    reply = app.post("/mutate", json=review_of(argo_pod("my-experiment")), base_url=WEBHOOK)
     assert reply.status_code == 200
     assert reply.json is not None
     assert reply.json["response"]["allowed"] is True
 
 
-def test_admin_pages_need_listeners() -> None:
+def test_an_admin_port_without_pages_serves_the_probes_only() -> None:
     world = World()
+    client = DispatchClient(Dispatch(world.admitter()), 8443)
+    assert client.get("/status", base_url=ADMIN).status_code == 404
+    assert client.get("/healthz", base_url=ADMIN).status_code == 200
     status = StatusSource(
         lambda: take_inventory(world.resolver(), FakeLister()), DecisionLog(None), {}
     )
-    with pytest.raises(ValueError, match="own port"):
-        create_app(world.admitter(), admin=admin_blueprint(status))
+    admin = admin_app(admin_blueprint(status))
+    with_pages = DispatchClient(Dispatch(world.admitter(), admin=admin), 8443)
+    assert with_pages.get("/status", base_url=ADMIN).status_code == 200
 
 
-def test_page_content_and_escaping(app: Flask) -> None:
-    client = app.test_client()
+def test_page_content_and_escaping(app: DispatchClient) -> None:
+    client = app
     client.post("/mutate", json=review_of(argo_pod("my-experiment")), base_url=WEBHOOK)
     hostile = argo_pod("x", labels={"jetstream/experiment-slug": HOSTILE_SLUG})
     client.post("/mutate", json=review_of(hostile), base_url=WEBHOOK)
@@ -136,8 +137,8 @@ def _decisions_section(html: str) -> str:
     return html[html.index("Recent decisions") :]
 
 
-def test_page_headers_forbid_scripts_and_allow_only_its_style(app: Flask) -> None:
-    reply = app.test_client().get("/status", base_url=ADMIN)
+def test_page_headers_forbid_scripts_and_allow_only_its_style(app: DispatchClient) -> None:
+    reply = app.get("/status", base_url=ADMIN)
     policy = reply.headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy
     assert "script-src" not in policy  # falls back to default-src 'none'
@@ -150,8 +151,8 @@ def test_page_headers_forbid_scripts_and_allow_only_its_style(app: Flask) -> Non
     assert " style=" not in reply.get_data(as_text=True), "inline style attributes need CSP"
 
 
-def test_status_json(app: Flask) -> None:
-    client = app.test_client()
+def test_status_json(app: DispatchClient) -> None:
+    client = app
     client.post("/mutate", json=review_of(argo_pod("my-experiment")), base_url=WEBHOOK)
     body = client.get("/status.json", base_url=ADMIN).json
     assert body is not None
@@ -200,12 +201,9 @@ def test_unavailable_report_still_shows_decisions() -> None:
     request = review_of(argo_pod("my-experiment"))
     parsed = parse_review(request)
     log.record_result(parsed, World().admitter().admit(parsed))
-    app = create_app(
-        World().admitter(),
-        admin=admin_blueprint(StatusSource(broken, log, {})),
-        listeners=Listeners(8443, 8444),
-    )
-    html = app.test_client().get("/status", base_url=ADMIN).get_data(as_text=True)
+    admin = admin_app(admin_blueprint(StatusSource(broken, log, {})))
+    app = DispatchClient(Dispatch(World().admitter(), admin=admin), 8443)
+    html = app.get("/status", base_url=ADMIN).get_data(as_text=True)
     assert "The report is unavailable" in html
     assert "bigquery: timed out" in html
     assert "my-experiment" in _decisions_section(html)
@@ -218,13 +216,10 @@ def test_unwritable_decisions_leave_the_page_and_say_why(tmp_path: Path) -> None
     log = DecisionLog(tmp_path / "gone", flush_every=3600)
     parsed = parse_review(review_of(argo_pod("my-experiment")))
     log.record_result(parsed, World().admitter().admit(parsed))
-    app = create_app(
-        World().admitter(),
-        admin=admin_blueprint(StatusSource(no_report, log, {})),
-        listeners=Listeners(8443, 8444),
-    )
-    page = app.test_client().get("/status", base_url=ADMIN)
-    body = app.test_client().get("/status.json", base_url=ADMIN).get_json()
+    admin = admin_app(admin_blueprint(StatusSource(no_report, log, {})))
+    app = DispatchClient(Dispatch(World().admitter(), admin=admin), 8443)
+    page = app.get("/status", base_url=ADMIN)
+    body = app.get("/status.json", base_url=ADMIN).get_json()
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "Recent decisions are unavailable" in html

@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
+from tests.fakes import World
 from tests.servers import running_front
 from webhook.serving.bounds import SMALL_BODY_BYTES, BodyBudget, Room
-from webhook.serving.front import Answer, Limits, PlainHooks
-from webhook.serving.httpwire import Head
+from webhook.serving.dispatch import Dispatch
+from webhook.serving.front import Limits
+from webhook.serving.routes import HttpReply, Request
 
 
 async def idle_forever() -> None:
@@ -114,35 +114,53 @@ def test_a_body_waiting_for_the_budget_takes_it_when_given_back() -> None:
     assert asyncio.run(scenario())
 
 
-class RecordingHooks(PlainHooks):
-    def __init__(self) -> None:
-        self.inline_sizes: list[int] = []
+class RecordingDispatch(Dispatch):
+    """Where each review was answered: the sizes of those answered on the loop, the threads."""
 
-    def inline(self, head: Head, body: bytes, arrived: float) -> Answer | None:
-        self.inline_sizes.append(len(body))
-        return None
+    def __init__(self) -> None:
+        super().__init__(World().admitter(), loop_review_max_bytes=1000)
+        self.admitter.resolver.waiting_sources = []  # as if every source were a cache
+        self.on_loop_sizes: list[int] = []
+        self.threads: list[str] = []
+
+    def review_on_loop(self, request: Request, saturated_for: float = 0.0) -> HttpReply | None:
+        reply = super().review_on_loop(request, saturated_for)
+        if reply is not None:
+            self.on_loop_sizes.append(len(request.body))
+        return reply
+
+    def review(self, request: Request) -> HttpReply:
+        self.threads.append(threading.current_thread().name)
+        return super().review(request)
+
+
+def post_of(body: bytes) -> bytes:
+    return (
+        f"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
 
 
 def test_a_review_over_the_loop_size_is_never_tried_on_the_loop(tmp_path: Path) -> None:
-    """It goes straight to an admission thread (the app), even when the caches are warm."""
-    threads: list[str] = []
-
-    def app(env: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
-        threads.append(threading.current_thread().name)
-        start("200 OK", [("Content-Type", "application/json")])
-        return [b"{}"]
-
-    hooks = RecordingHooks()
-    limits = Limits(loop_review_max_bytes=1000)
-    with running_front(tmp_path, app, hooks, limits) as front:
+    """It goes straight to an admission thread, even when it needs no lookup at all."""
+    routes = RecordingDispatch()
+    with running_front(tmp_path, routes) as front:
         for size in (1000, 1001, 200_000):
             body = json.dumps({"pad": "x" * (size - 11)}).encode()
             assert len(body) == size
-            head = (
-                f"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {size}\r\nConnection: close\r\n\r\n"
-            ).encode()
-            assert front.exchange(head + body).startswith(b"HTTP/1.1 200")
-    assert hooks.inline_sizes == [1000]
-    assert len(threads) == 3
-    assert all(name.startswith("admission") for name in threads)
+            # Not a review: refused (400) without a lookup, on the loop or in a thread.
+            assert front.exchange(post_of(body)).startswith(b"HTTP/1.1 400")
+    assert routes.on_loop_sizes == [1000]
+    assert len(routes.threads) == 2
+    assert all(name.startswith("admission") for name in routes.threads)
+
+
+def test_a_body_over_the_limit_is_refused_by_the_front_end_saying_the_limit(
+    tmp_path: Path,
+) -> None:
+    routes = RecordingDispatch()
+    with running_front(tmp_path, routes, Limits(max_body_bytes=64 * 1024)) as front:
+        answer = front.exchange(post_of(b"x" * (65 * 1024)))
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert b"the body is larger than the limit of 65536 bytes" in answer
+    assert (routes.on_loop_sizes, routes.threads) == ([], [])  # never reached the routes

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import World
 from tests.servers import running_front
+from webhook.serving.dispatch import Dispatch
 from webhook.serving.seats import Seat, Seats
 
 
@@ -30,7 +32,7 @@ def test_an_error_after_accepting_does_not_stop_the_accepting(
     probe = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     with (
         caplog.at_level(logging.ERROR, logger="webhook.serving.front"),
-        running_front(tmp_path, lambda env, start: [], seat=seat) as front,
+        running_front(tmp_path, Dispatch(World().admitter()), seat=seat) as front,
     ):
         first = front.exchange(probe)  # its accept raised after the fact
         second = front.exchange(probe)

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.builders import EXAMPLES, argo_pod, review_of
+from tests.dispatching import DispatchClient
 from webhook import logs
 from webhook.config import load_config
 from webhook.logs import BatchingHandler, JsonFormatter
@@ -27,7 +28,7 @@ def lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
 
 def test_one_json_line_per_decision(caplog: pytest.LogCaptureFixture) -> None:
     config = load_config(EXAMPLES / "config.yaml")
-    client = Wiring(config).app().test_client()
+    client = DispatchClient(Wiring(config).dispatch(), config.server.port)
     url = f"https://localhost:{config.server.port}"
     review = review_of(argo_pod("firefox-desktop-private-browsing-redesign-rollout"))
     with caplog.at_level(logging.INFO, logger="webhook.decisions"):
@@ -51,7 +52,7 @@ def test_one_json_line_per_decision(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_pass_through_is_logged_only_at_debug(caplog: pytest.LogCaptureFixture) -> None:
     config = load_config(EXAMPLES / "config.yaml")
-    client = Wiring(config).app().test_client()
+    client = DispatchClient(Wiring(config).dispatch(), config.server.port)
     url = f"https://localhost:{config.server.port}"
     with caplog.at_level(logging.DEBUG, logger="webhook.decisions"):
         client.post("/mutate", json=review_of(argo_pod(None)), base_url=url)
@@ -61,7 +62,7 @@ def test_pass_through_is_logged_only_at_debug(caplog: pytest.LogCaptureFixture) 
 
 def test_refusals_are_logged_with_their_reason(caplog: pytest.LogCaptureFixture) -> None:
     config = load_config(EXAMPLES / "config.yaml")
-    client = Wiring(config).app().test_client()
+    client = DispatchClient(Wiring(config).dispatch(), config.server.port)
     url = f"https://localhost:{config.server.port}"
     pod = argo_pod("my-experiment", labels={"jetstream/pin": "nope"})
     with caplog.at_level(logging.INFO, logger="webhook.decisions"):

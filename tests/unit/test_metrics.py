@@ -11,6 +11,7 @@ from cryptography import x509
 from prometheus_client import REGISTRY
 
 from tests.builders import EXAMPLES, JETSTREAM, argo_pod, review_of
+from tests.dispatching import DispatchClient
 from tests.kube import apply_response
 from tests.servers import example_config
 from webhook import certs, metrics
@@ -24,7 +25,7 @@ def sample(name: str, **labels: str) -> float:
 
 def test_admissions_backend_calls_and_cache_hits_are_counted() -> None:
     config = load_config(EXAMPLES / "config.yaml")
-    client = Wiring(config).app().test_client()
+    client = DispatchClient(Wiring(config).dispatch(), config.server.port)
     # The app routes by arrival port: admission requests go to server.port.
     post = functools.partial(client.post, base_url=f"https://localhost:{config.server.port}")
     images = f"static images of {JETSTREAM}"
@@ -80,7 +81,7 @@ def test_exposition_is_prometheus_text() -> None:
 
 def test_metrics_are_served_on_the_admin_port_only() -> None:
     config = load_config(EXAMPLES / "config.yaml")
-    client = Wiring(config).app().test_client()
+    client = DispatchClient(Wiring(config).dispatch(), config.server.port)
     webhook = f"https://localhost:{config.server.port}"
     admin = f"https://localhost:{config.server.admin_port}"
     client.post("/mutate", json=review_of(argo_pod("my-experiment")), base_url=webhook)
@@ -98,7 +99,7 @@ def test_certificate_expiry_follows_the_file_as_it_rotates(tmp_path: Path) -> No
     raw = example_config(tmp_path)
     config = parse_config(raw, tmp_path)
     folder = config.server.cert_file.parent
-    admin = Wiring(config).app().test_client()
+    admin = DispatchClient(Wiring(config).dispatch(), config.server.port)
     scrape = functools.partial(
         admin.get, "/metrics", base_url=f"https://localhost:{raw['server']['adminPort']}"
     )

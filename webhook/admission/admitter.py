@@ -65,7 +65,9 @@ class Result:
         return fields
 
 
-DecisionHook = Callable[[AdmissionRequest, PodFacts, Decision], None]
+# What a decision also does outside the answer (an Event on the pod): called once
+# per decided pod, never for dryRun or a decision read back from the pod itself.
+DecisionSideEffect = Callable[[AdmissionRequest, PodFacts, Decision], None]
 
 
 class Admitter:
@@ -75,7 +77,7 @@ class Admitter:
         env_names: Mapping[str, str],
         mode: Literal["enforce", "audit"] = "enforce",
         on_error: Literal["deny", "allow"] = "deny",
-        on_decision: Sequence[DecisionHook] = (),
+        on_decision: Sequence[DecisionSideEffect] = (),
         deadline_seconds: float | None = None,
         lookups: LookupPool | None = None,
         limits: PodLimits = DEFAULT_LIMITS,
@@ -209,8 +211,8 @@ class Admitter:
                 patch,
             )
         if previous is None and not request.dry_run:  # dryRun: no side effects
-            for hook in self.on_decision:
-                hook(request, facts, decision)
+            for side_effect in self.on_decision:
+                side_effect(request, facts, decision)
         warnings = [_override_warning(decision)] if decision.pin is not None else []
         outcome = Outcome.PATCHED if patch else Outcome.UNCHANGED
         response = allowed(request.uid, patch, warnings, audit)

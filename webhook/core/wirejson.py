@@ -41,3 +41,8 @@ def dumps(document: Any) -> bytes:
         return orjson.dumps(document)
     except TypeError:
         return json.dumps(document, separators=(",", ":")).encode()
+
+
+def error_document(code: int, message: str) -> dict[str, Any]:
+    """The body of every HTTP error the webhook answers itself: what is wrong, and the code."""
+    return {"error": message, "code": code}

@@ -1,7 +1,8 @@
 """The admin port's pages, as one Flask blueprint: status page, its JSON, Prometheus metrics.
 
-`create_app` serves this blueprint only on `server.adminPort`, never on the
-admission port. The HTML page carries a Content-Security-Policy that allows
+`webhook.serving.app.admin_app` serves this blueprint, and the dispatch table
+hands it only requests that arrived on `server.adminPort`, never the
+admission port's. The HTML page carries a Content-Security-Policy that allows
 no script and no external resource at all, only its own inline stylesheet
 (by hash), so even a slug that slipped past escaping could not run.
 """

@@ -118,7 +118,7 @@ def _generate_name(pod: Mapping[str, Any]) -> str:
 
 
 class EventRecorder:
-    """A `DecisionHook`: queue an Event per decision, send it from a background thread."""
+    """A `DecisionSideEffect`: queue an Event per decision, send it from a background thread."""
 
     def __init__(
         self,

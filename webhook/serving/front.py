@@ -1,4 +1,4 @@
-"""The front end: request I/O on one event loop, decisions in a pool of threads.
+"""The front end: connections and request I/O on one event loop, answers by their route.
 
 gunicorn's gthread worker reads TLS handshakes, headers and bodies inside
 the threads that run the app, with no deadline: sixteen clients that connect
@@ -7,12 +7,14 @@ process does all the waiting on clients, each phase with its own timeout
 (handshake, headers, body, idle keep-alive, writes) and a bound on open
 connections; a request reaches the app's threads only once it is complete.
 
-What no admission can occupy, the loop answers itself: the kubelet's probes
-(`/healthz`, `/readyz` on the admission port). A review that finds every
-app thread busy and cannot start within its deadline gets the failure
-policy's answer at the deadline instead of waiting on, so the API server is
-never the one that times out. A review the app's caches can decide at once
-is decided on the loop too (`Hooks.inline`): no thread hand-off for it.
+Each complete request is answered by the route its `Routes` give it
+(webhook.serving.routes; the webhook's table is webhook.serving.dispatch):
+on the loop when the route can answer without waiting (probes, a review the
+caches decide at once), else in an admission thread (webhook.serving.pool).
+A review that finds every thread busy and cannot start within its deadline
+gets the route's `overloaded` answer at the deadline instead of waiting on,
+so the API server is never the one that times out. A body over the limit is
+read away (up to DISCARD_FACTOR times the limit) and refused here with a 400.
 """
 
 from __future__ import annotations
@@ -23,33 +25,31 @@ import logging
 import select
 import socket
 import ssl
-import threading
 import time
 from asyncio import sslproto
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from webhook import metrics
 from webhook.serving.bounds import BodyBudget, Room
 from webhook.serving.httpwire import (
     BadRequest,
     Head,
-    environ,
     head_end,
     json_error,
     parse_head,
     response,
     status_line,
 )
+from webhook.serving.pool import AppPool
+from webhook.serving.routes import ADMIN, ADMISSION, HttpReply, Request, Routes
 from webhook.serving.seats import GRACE_SECONDS, Seat
 
 log = logging.getLogger(__name__)
+JSON = [("Content-Type", "application/json")]
 
-ARRIVED = "jetstream_pin.arrived"  # environ key: time.monotonic() when the head arrived
-PROBES = frozenset({"/healthz", "/readyz"})
 DISCARD_FACTOR = 4  # an oversized body is read away up to this many times the limit
 TICK_SECONDS = 0.5
 READ_BYTES = 65536
@@ -58,9 +58,6 @@ READ_BYTES = 65536
 # is 12-17 KB, so 32 KiB still reads one in a single go (16 KiB took two reads and measured
 # slower with 2 workers) and an idle connection costs 60 KiB (docs/serving.md).
 TLS_READ_BYTES = 32 * 1024
-
-Answer = tuple[str, list[tuple[str, str]], bytes]
-Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 @dataclass(frozen=True)
@@ -79,146 +76,6 @@ class Limits:
     max_head_bytes: int = 65536
     max_body_bytes: int = 6 * 1024 * 1024
     body_bytes_in_flight: int = 32 * 1024 * 1024  # per worker (webhook.serving.bounds.BodyBudget)
-    # A review with a larger body is decided in an admission thread, never on the loop.
-    loop_review_max_bytes: int = 64 * 1024
-
-
-class Hooks(Protocol):
-    """What the app tells the front end: probes, the deadline, the answer when overloaded."""
-
-    deadline_seconds: float | None
-
-    def probe(self, path: str, saturated_for: float) -> tuple[int, bytes]: ...
-
-    def overloaded(self, body: bytes, waited: float) -> Answer: ...
-
-    def inline(self, head: Head, body: bytes, arrived: float) -> Answer | None:
-        """An admission's answer computed on the loop (CPU only, no wait), or None."""
-
-
-class PlainHooks:
-    """For an app without hooks of its own (the benchmark's no-op): always alive and ready."""
-
-    deadline_seconds: float | None = None
-
-    def probe(self, path: str, saturated_for: float) -> tuple[int, bytes]:
-        return 200, b'{"status": "ok"}'
-
-    def overloaded(self, body: bytes, waited: float) -> Answer:
-        return status_line(503), [("Content-Type", "application/json")], json_error(503, "busy")
-
-    def inline(self, head: Head, body: bytes, arrived: float) -> Answer | None:
-        return None
-
-
-def call_wsgi(app: Wsgi, env: dict[str, Any]) -> Answer:
-    """Run the app for one request and collect its whole answer (in a pool thread)."""
-    started: list[Any] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]], _exc: Any = None) -> Any:
-        started[:] = [status, headers]
-        return _no_write
-
-    result = app(env, start_response)
-    try:
-        body = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return started[0], list(started[1]), body
-
-
-def _no_write(_data: bytes) -> None:
-    raise RuntimeError("the write() callable of WSGI is not supported")
-
-
-class _Job:
-    __slots__ = ("abandoned", "lock", "started")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.started = False
-        self.abandoned = False
-
-
-class AppPool:
-    """The threads that run the app, and how long all of them have been busy."""
-
-    def __init__(self, threads: int) -> None:
-        self.threads = threads
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="admission")
-        self._lock = threading.Lock()
-        self.busy = 0
-        self._saturated_since: float | None = None
-
-    def saturated_for(self) -> float:
-        since = self._saturated_since
-        return 0.0 if since is None else time.monotonic() - since
-
-    async def run(self, call: Callable[[], Answer], expires: float | None) -> Answer | None:
-        """`call()` in a thread; None if it had not started by `expires` (then it never will)."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[Answer | None] = loop.create_future()
-        job = _Job()
-
-        def work() -> None:
-            with job.lock:
-                if job.abandoned:
-                    return
-                job.started = True
-            self._enter()
-            try:
-                answer = call()
-            except BaseException as err:
-                loop.call_soon_threadsafe(_settle, done, None, err)
-                return
-            finally:
-                self._leave()
-            loop.call_soon_threadsafe(_settle, done, answer, None)
-
-        self._executor.submit(work)
-        timer = None if expires is None else loop.call_at(expires, _expire, job, done)
-        try:
-            return await done
-        finally:
-            if timer is not None:
-                timer.cancel()
-
-    def _enter(self) -> None:
-        with self._lock:
-            self.busy += 1
-            if self.busy >= self.threads and self._saturated_since is None:
-                self._saturated_since = time.monotonic()
-
-    def _leave(self) -> None:
-        with self._lock:
-            self.busy -= 1
-            if self.busy < self.threads:
-                self._saturated_since = None
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _settle(
-    done: asyncio.Future[Answer | None], answer: Answer | None, error: BaseException | None
-) -> None:
-    if done.done():
-        return
-    if error is not None:
-        done.set_exception(error)
-    else:
-        done.set_result(answer)
-
-
-def _expire(job: _Job, done: asyncio.Future[Answer | None]) -> None:
-    with job.lock:
-        if job.started:
-            return  # running: the admission's own deadline answers in time
-        job.abandoned = True
-    if not done.done():
-        done.set_result(None)
 
 
 async def _readable(listener: socket.socket) -> None:
@@ -247,23 +104,21 @@ class Front:
 
     def __init__(
         self,
-        app: Wsgi,
+        routes: Routes,
         listeners: Sequence[socket.socket],
         tls: Callable[[], ssl.SSLContext],
         webhook_port: int,
         threads: int,
         limits: Limits = Limits(),
-        hooks: Hooks | None = None,
         seat: Seat | None = None,
     ) -> None:
         """`seat`: this worker's place among the others sharing the listeners (serving.seats)."""
-        self.app = app
+        self.routes = routes
         self.seat = seat
         self.listeners = list(listeners)
         self.tls = tls
         self.webhook_port = webhook_port
         self.limits = limits
-        self.hooks: Hooks = hooks or PlainHooks()
         self.pool = AppPool(threads)
         self.stopping = False
         self._rooms: dict[int, Room] = {}  # by listening port, made on the loop
@@ -458,7 +313,7 @@ class Front:
         admission = port == self.webhook_port
         if held:
             room_by = arrived + limits.body_seconds
-            deadline = self.hooks.deadline_seconds
+            deadline = self.routes.deadline_seconds
             if admission and deadline and head.method == "POST":
                 room_by = min(room_by, arrived + deadline)  # the API server must not time out
             assert self._budget is not None
@@ -470,7 +325,12 @@ class Front:
             body = await self._body(reader, writer, head, pending)
             if body is None:
                 return False
-            status, headers, payload = await self._answer(head, body, peer, port, arrived)
+            if length > limits.max_body_bytes:
+                message = f"the body is larger than the limit of {limits.max_body_bytes} bytes"
+                status, headers, payload = status_line(400), JSON, json_error(400, message)
+            else:
+                request = Request(self._listener(port), port, head, body, peer, arrived)
+                status, headers, payload = await self._answer(request)
         finally:
             if held:
                 assert self._budget is not None
@@ -520,43 +380,44 @@ class Front:
                     if not chunk:
                         return None
                     remaining -= len(chunk)
-                return b""  # the app answers 400 from the Content-Length alone
+                return b""  # refused by its Content-Length alone
         except (TimeoutError, asyncio.IncompleteReadError):
             return None
 
-    async def _answer(
-        self, head: Head, body: bytes, peer: Any, port: int, arrived: float
-    ) -> Answer:
-        admission = port == self.webhook_port
-        if admission and head.method == "GET" and head.path in PROBES:
-            code, payload = self.hooks.probe(head.path, self.pool.saturated_for())
-            return status_line(code), [("Content-Type", "application/json")], payload
-        deadline = self.hooks.deadline_seconds
-        expires = arrived + deadline if admission and deadline and head.method == "POST" else None
+    def _listener(self, port: int) -> str:
+        return ADMISSION if port == self.webhook_port else ADMIN
+
+    async def _answer(self, request: Request) -> HttpReply:
+        """The reply its route gives: on the loop if it can, else in an admission thread."""
+        route = self.routes.route(request)
+        head = request.head
+        deadline = self.routes.deadline_seconds
+        waits_for_a_thread = request.listener == ADMISSION and head.method == "POST"
+        expires = request.arrived + deadline if waits_for_a_thread and deadline else None
         try:
-            if (
-                admission
-                and head.method == "POST"
-                and len(body) <= self.limits.loop_review_max_bytes
-            ):
-                answer = self.hooks.inline(head, body, arrived)  # a warm review: no thread
-                if answer is not None:
-                    return answer
-            env = environ(head, body, port, peer, {ARRIVED: arrived})
-            answer = await self.pool.run(partial(call_wsgi, self.app, env), expires)
+            if route.on_loop is not None:
+                reply = route.on_loop(request, self.pool.saturated_for())
+                if reply is not None:
+                    return reply
+            if route.in_thread is None:
+                raise RuntimeError(f"the route of {head.method} {head.path} gave no answer")
+            reply = await self.pool.run(partial(route.in_thread, request), expires)
+            if reply is None:
+                metrics.OVERLOADED.labels("deadline").inc()
+                waited = time.monotonic() - request.arrived
+                if route.overloaded is None:
+                    return status_line(503), JSON, json_error(503, "every thread busy; retry")
+                return route.overloaded(request, waited)
         except Exception:
             log.exception("the app failed on %s", head.path)
-            return status_line(500), [("Content-Type", "application/json")], json_error(500, "")
-        if answer is None:
-            metrics.OVERLOADED.labels("deadline").inc()
-            return self.hooks.overloaded(body, time.monotonic() - arrived)
-        return answer
+            return status_line(500), JSON, json_error(500, "")
+        return reply
 
     async def _refuse(self, writer: asyncio.StreamWriter, code: int, why: str) -> None:
         writer.write(
             response(
                 status_line(code),
-                [("Content-Type", "application/json")],
+                JSON,
                 json_error(code, why),
                 keep_alive=False,
             )

@@ -27,6 +27,8 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
+from webhook.core.wirejson import error_document
+
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _TCHAR = r"!#$%&'*+.^_`|~0-9A-Za-z-"
 _TOKEN = re.compile(f"[{_TCHAR}]+")
@@ -249,12 +251,10 @@ def response(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-@lru_cache(maxsize=64)
 def status_line(code: int) -> str:
-    """Remembered: the enum lookup took a microsecond of every answer."""
     return f"{code} {HTTPStatus(code).phrase}"
 
 
 def json_error(code: int, message: str) -> bytes:
-    """The error body the app uses too: `{"error": ..., "code": ...}`."""
-    return json.dumps({"error": message, "code": code}).encode()
+    """An error body (webhook.core.wirejson.error_document), as bytes."""
+    return json.dumps(error_document(code, message)).encode()

@@ -10,9 +10,10 @@ keeps serving for `server.drainSeconds`, then stops gunicorn gracefully, which
 lets requests in flight finish before the workers exit.
 
 gunicorn listens on two ports with the same certificate: `server.port` for
-admission and `server.adminPort` for the status page; the app routes by the
-port a request arrived on. Every worker records its recent decisions in the
-shared runtime directory (see `webhook.insight.recent`).
+admission and `server.adminPort` for the status page; the dispatch table
+(webhook.serving.dispatch) routes by the port a request arrived on. Every
+worker records its recent decisions in the shared runtime directory (see
+`webhook.insight.recent`).
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 from webhook import logs, metrics
 from webhook.config import Config
+from webhook.serving.routes import Routes
 from webhook.serving.seats import Seats
 from webhook.serving.tls import ReloadingContext
 
@@ -116,9 +117,10 @@ def _seat_worker(server: Any, worker: Any) -> None:
     worker.seat = seats.take() if seats is not None else None
 
 
-# Builds a worker's app after the fork: the config, the shared runtime directory and
-# the TLS context the master serves with (webhook.wiring.serve gives the real one).
-AppFactory = Callable[[Config, RuntimeState, ReloadingContext], Flask]
+# Builds what a worker serves, after the fork: from the config, the shared runtime
+# directory and the TLS context the master serves with (webhook.wiring.serve gives
+# the real one).
+AppFactory = Callable[[Config, RuntimeState, ReloadingContext], Routes]
 
 
 class WebhookServer(BaseApplication):  # type: ignore[misc]
@@ -165,6 +167,6 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         for name, value in settings.items():
             self.cfg.set(name, value)
 
-    def load(self) -> Flask:
+    def load(self) -> Routes:
         logs.configure()
         return self.app_factory(self.webhook_config, self.state, self.reloading)

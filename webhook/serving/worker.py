@@ -15,8 +15,8 @@ from typing import Any
 
 from gunicorn.workers.base import Worker
 
-from webhook.serving.app import HOOKS_KEY
-from webhook.serving.front import Front, Hooks, Limits
+from webhook.serving.front import Front, Limits
+from webhook.serving.routes import Routes
 from webhook.serving.seats import Seat, Seats
 
 SWITCH_SECONDS = 0.001
@@ -29,16 +29,14 @@ class FrontWorker(Worker):  # type: ignore[misc]
         sys.setswitchinterval(SWITCH_SECONDS)
         server = self.app.webhook_config.server
         self.app.reloading.reports = False  # the master reports a rotation that cannot load
-        extensions: dict[str, Any] = getattr(self.wsgi, "extensions", {})
-        hooks: Hooks | None = extensions.get(HOOKS_KEY)
+        routes: Routes = self.wsgi  # what the server's app factory built (webhook.wiring)
         front = Front(
-            self.wsgi,
+            routes,
             [listener.sock for listener in self.sockets],
             self.app.reloading.context,
             webhook_port=server.port,
             threads=server.threads,
             limits=limits_of(server),
-            hooks=hooks,
             seat=self.seat_in(getattr(self.app, "seats", None)),
         )
         asyncio.run(
@@ -65,5 +63,4 @@ def limits_of(server: Any) -> Limits:
         admin_max_connections=server.admin_max_connections,
         max_body_bytes=server.max_request_bytes,
         body_bytes_in_flight=server.max_body_bytes_in_flight,
-        loop_review_max_bytes=server.loop_review_max_bytes,
     )
