@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _measure(args: argparse.Namespace, wiring: Wiring) -> None:
-    loaded = on_loop(Dispatch(wiring.admitter, recorder=wiring.decision_log))
+    loaded = on_loop(Dispatch(wiring.admitter, recorder=wiring.recent_decisions))
     quiet = on_loop(Dispatch(wiring.admitter, recorder=None))
     reviews = [fixture_review(name) for name in FIXTURES]
     pinned = [json.dumps(r).encode() for r in reviews]

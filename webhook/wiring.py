@@ -37,7 +37,7 @@ from webhook.core.datasets import ALLOW_LIST_KEY
 from webhook.core.pods import PodLimits
 from webhook.insight.admin import admin_blueprint
 from webhook.insight.inventory import Inventory, take_inventory
-from webhook.insight.recent import KEEP, DecisionLog
+from webhook.insight.recent import KEEP, RecentDecisions
 from webhook.insight.status import StatusSource
 from webhook.serving.app import admin_app
 from webhook.serving.dispatch import Dispatch
@@ -407,14 +407,14 @@ class Wiring:
         (only help: with the decisions directory full or read-only, the report goes on
         without them, and the status page says why the decisions are missing)."""
         try:
-            admitted = [d.slug for d in self.decision_log.recent(KEEP) if d.slug]
+            admitted = [d.slug for d in self.recent_decisions.recent(KEEP) if d.slug]
         except OSError:
             admitted = []
         return take_inventory(self.resolver, self.experiments, self.descriptions, admitted)
 
     @cached_property
-    def decision_log(self) -> DecisionLog:
-        return DecisionLog(self.decisions_dir)
+    def recent_decisions(self) -> RecentDecisions:
+        return RecentDecisions(self.decisions_dir)
 
     def status(self) -> StatusSource:
         config = self.config
@@ -423,7 +423,7 @@ class Wiring:
             "onError": config.on_error,
             "workers": f"{config.server.workers} worker processes",
         }
-        return StatusSource(self.inventory, self.decision_log, settings)
+        return StatusSource(self.inventory, self.recent_decisions, settings)
 
     def history_ages(self) -> dict[str, float]:
         """Seconds since each repository's image history was listed (only warm ones)."""
@@ -449,7 +449,7 @@ class Wiring:
         return Dispatch(
             self.admitter,
             self.readiness,
-            recorder=self.decision_log,
+            recorder=self.recent_decisions,
             admin=admin_app(admin),
             loop_review_max_bytes=server.loop_review_max_bytes,
         )

@@ -30,7 +30,7 @@ from webhook.core.datasets import Dataset, DatasetPolicy
 from webhook.core.review import parse_review
 from webhook.insight.admin import admin_blueprint
 from webhook.insight.inventory import Inventory, InventoryFailed, take_inventory
-from webhook.insight.recent import DecisionLog
+from webhook.insight.recent import RecentDecisions
 from webhook.insight.status import BEING_COMPUTED, StatusSource
 from webhook.insight.status_page import STYLE, render_status
 from webhook.serving.app import admin_app
@@ -54,14 +54,14 @@ def hostile_wiring(tmp_path: Path) -> Wiring:
     return Wiring(parse_config(raw, tmp_path))
 
 
-def status_source(wiring: Wiring, log: DecisionLog | None = None) -> StatusSource:
-    return StatusSource(wiring.inventory, log or DecisionLog(None), {"mode": "enforce"})
+def status_source(wiring: Wiring, log: RecentDecisions | None = None) -> StatusSource:
+    return StatusSource(wiring.inventory, log or RecentDecisions(None), {"mode": "enforce"})
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> DispatchClient:
     wiring = hostile_wiring(tmp_path)
-    log = DecisionLog(None)
+    log = RecentDecisions(None)
     admin = admin_app(admin_blueprint(status_source(wiring, log)))
     return DispatchClient(Dispatch(wiring.admitter, recorder=log, admin=admin), 8443)
 
@@ -100,7 +100,7 @@ def test_an_admin_port_without_pages_serves_the_probes_only() -> None:
     assert client.get("/status", base_url=ADMIN).status_code == 404
     assert client.get("/healthz", base_url=ADMIN).status_code == 200
     status = StatusSource(
-        lambda: take_inventory(world.resolver(), FakeLister()), DecisionLog(None), {}
+        lambda: take_inventory(world.resolver(), FakeLister()), RecentDecisions(None), {}
     )
     admin = admin_app(admin_blueprint(status))
     with_pages = DispatchClient(Dispatch(world.admitter(), admin=admin), 8443)
@@ -177,7 +177,7 @@ def test_report_is_cached_and_failures_retried_sooner() -> None:
             raise InventoryFailed("cannot list experiments: fake listing: refused")
         return take_inventory(world.resolver(), FakeLister())
 
-    source = StatusSource(inventory, DecisionLog(None), {}, ttl=30, clock=lambda: clock[0])
+    source = StatusSource(inventory, RecentDecisions(None), {}, ttl=30, clock=lambda: clock[0])
     assert source.current().error == "cannot list experiments: fake listing: refused"
     clock[0] = 4.0
     source.current()
@@ -197,7 +197,7 @@ def test_unavailable_report_still_shows_decisions() -> None:
     def broken() -> Inventory:
         raise InventoryFailed("cannot list experiments: bigquery: timed out")
 
-    log = DecisionLog(None)
+    log = RecentDecisions(None)
     request = review_of(argo_pod("my-experiment"))
     parsed = parse_review(request)
     log.record_result(parsed, World().admitter().admit(parsed))
@@ -213,7 +213,7 @@ def test_unwritable_decisions_leave_the_page_and_say_why(tmp_path: Path) -> None
     def no_report() -> Inventory:
         raise InventoryFailed("not the point here")
 
-    log = DecisionLog(tmp_path / "gone", flush_every=3600)
+    log = RecentDecisions(tmp_path / "gone", flush_every=3600)
     parsed = parse_review(review_of(argo_pod("my-experiment")))
     log.record_result(parsed, World().admitter().admit(parsed))
     admin = admin_app(admin_blueprint(StatusSource(no_report, log, {})))
@@ -232,7 +232,7 @@ def test_an_internal_error_is_named_not_shown() -> None:
     def buggy() -> Inventory:
         raise KeyError("secret-ish detail")
 
-    status = StatusSource(buggy, DecisionLog(None), {}).current()
+    status = StatusSource(buggy, RecentDecisions(None), {}).current()
     assert status.error == "internal error: KeyError"
 
 
@@ -243,7 +243,7 @@ def test_many_experiments_are_packed_without_labels() -> None:
     ]  # fmt: skip
     world = World()
     source = StatusSource(
-        lambda: take_inventory(world.resolver(), FakeLister(rows=rows)), DecisionLog(None), {}
+        lambda: take_inventory(world.resolver(), FakeLister(rows=rows)), RecentDecisions(None), {}
     )
     document = parse(render_status(source.current()))
     assert len(document.find("circle", "experiment")) == 120
@@ -258,7 +258,7 @@ def test_points_sit_at_their_enrollment_time() -> None:
     world = World()
     source = StatusSource(
         lambda: take_inventory(world.resolver(), FakeLister(rows=[early, later])),
-        DecisionLog(None),
+        RecentDecisions(None),
         {},
     )
     document = parse(render_status(source.current()))
@@ -282,7 +282,7 @@ def test_any_listed_slug_is_text_never_markup(slugs: list[str]) -> None:
     rows = [listed(slug, moment, "description") for slug in slugs]
     world = World()
     status = StatusSource(
-        lambda: take_inventory(world.resolver(), FakeLister(rows=rows)), DecisionLog(None), {}
+        lambda: take_inventory(world.resolver(), FakeLister(rows=rows)), RecentDecisions(None), {}
     ).current()
     document = parse(render_status(status))
     points = document.find("circle", "experiment")
@@ -309,7 +309,7 @@ def test_tables_known_only_by_name_and_matched_slugs_are_marked() -> None:
     world = World()
     world.overrides.slugs = {"spring-study": "latest"}
     status = StatusSource(
-        lambda: take_inventory(world.resolver(), FakeLister(rows=rows)), DecisionLog(None), {}
+        lambda: take_inventory(world.resolver(), FakeLister(rows=rows)), RecentDecisions(None), {}
     ).current()
     html = render_status(status)
     text = parse(html).text
@@ -330,7 +330,7 @@ def test_page_loads_never_wait_for_a_report_being_computed() -> None:
         assert release.wait(10)
         return take_inventory(world.resolver(), FakeLister(rows=[]))
 
-    source = StatusSource(slow, DecisionLog(None), {}, ttl=30, clock=lambda: clock[0])
+    source = StatusSource(slow, RecentDecisions(None), {}, ttl=30, clock=lambda: clock[0])
 
     def load_in_background() -> threading.Thread:
         started.clear()
@@ -366,7 +366,7 @@ def test_every_dataset_is_named_and_one_not_listed_is_shown() -> None:
         },
     )
     status = StatusSource(
-        lambda: take_inventory(world.resolver(), lister), DecisionLog(None), {}
+        lambda: take_inventory(world.resolver(), lister), RecentDecisions(None), {}
     ).current()
     text = parse(render_status(status)).text
     assert f"in {default}, {staging}, {typo}" in text

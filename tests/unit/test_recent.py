@@ -15,7 +15,7 @@ import pytest
 from tests.builders import ROOT, argo_pod, review_of, utc
 from tests.fakes import World
 from webhook.core.review import parse_review
-from webhook.insight.recent import DecisionLog, RecentDecision, from_result
+from webhook.insight.recent import RecentDecision, RecentDecisions, from_result
 
 T0 = utc("2026-11-28T10:00:00Z")
 
@@ -25,7 +25,7 @@ def entry(n: int, slug: str = "my-experiment") -> RecentDecision:
 
 
 def test_in_memory_log_keeps_the_newest_first() -> None:
-    log = DecisionLog(None, keep=3)
+    log = RecentDecisions(None, keep=3)
     for n in range(5):
         log.record(entry(n))
     assert [e.time for e in log.recent()] == [entry(n).time for n in (4, 3, 2)]
@@ -33,7 +33,7 @@ def test_in_memory_log_keeps_the_newest_first() -> None:
 
 
 def test_file_is_bounded_and_readers_see_the_newest(tmp_path: Path) -> None:
-    log = DecisionLog(tmp_path, keep=5, pid=lambda: 101)
+    log = RecentDecisions(tmp_path, keep=5, pid=lambda: 101)
     for n in range(33):
         log.record(entry(n))
         log.flush()
@@ -41,7 +41,7 @@ def test_file_is_bounded_and_readers_see_the_newest(tmp_path: Path) -> None:
         assert len(file.read_text().splitlines()) < 10
     assert file.name == "decisions-101.jsonl"
     assert file.stat().st_mode & 0o777 == 0o600
-    reader = DecisionLog(tmp_path, keep=5, pid=lambda: 999)
+    reader = RecentDecisions(tmp_path, keep=5, pid=lambda: 999)
     assert [e.time for e in reader.recent(limit=5)] == [entry(n).time for n in range(32, 27, -1)]
 
 
@@ -49,20 +49,20 @@ def test_every_worker_process_is_seen(tmp_path: Path) -> None:
     """Two real processes record; a third object (any worker serving the page) reads both."""
     script = (
         "import sys; from datetime import datetime, UTC; from pathlib import Path\n"
-        "from webhook.insight.recent import DecisionLog, RecentDecision\n"
-        "log = DecisionLog(Path(sys.argv[1]))\n"
+        "from webhook.insight.recent import RecentDecisions, RecentDecision\n"
+        "log = RecentDecisions(Path(sys.argv[1]))\n"
         "for n in range(3):\n"
         "    log.record(RecentDecision(datetime.now(UTC), f'{sys.argv[2]}-{n}', 'patched',"
         " 'enrollment', ()))\n"
     )
     for worker in ("first", "second"):
         subprocess.run([sys.executable, "-c", script, str(tmp_path), worker], cwd=ROOT, check=True)
-    slugs = {e.slug for e in DecisionLog(tmp_path).recent()}
+    slugs = {e.slug for e in RecentDecisions(tmp_path).recent()}
     assert slugs == {f"{w}-{n}" for w in ("first", "second") for n in range(3)}
 
 
 def test_a_torn_or_foreign_line_is_skipped(tmp_path: Path) -> None:
-    log = DecisionLog(tmp_path, pid=lambda: 7)
+    log = RecentDecisions(tmp_path, pid=lambda: 7)
     log.record(entry(1))
     with (tmp_path / "decisions-7.jsonl").open("a") as handle:
         handle.write(json.dumps({"time": "yesterday"}) + "\n")
@@ -76,10 +76,10 @@ def test_a_dead_workers_file_is_adopted_once(tmp_path: Path) -> None:
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True)  # fmt: skip
     dead_pid = int(finished.stdout)
-    orphan = DecisionLog(tmp_path, pid=lambda: dead_pid)
+    orphan = RecentDecisions(tmp_path, pid=lambda: dead_pid)
     orphan.record(entry(1, "from-the-dead-worker"))
     orphan.flush()
-    log = DecisionLog(tmp_path, pid=lambda: 4242)
+    log = RecentDecisions(tmp_path, pid=lambda: 4242)
     log.record(entry(2, "new"))
     log.flush()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["decisions-4242.jsonl"]
@@ -87,7 +87,7 @@ def test_a_dead_workers_file_is_adopted_once(tmp_path: Path) -> None:
 
 
 def test_fields_are_bounded() -> None:
-    log = DecisionLog(None)
+    log = RecentDecisions(None)
     log.record(
         RecentDecision(T0, "s" * 5000, "patched", "enrollment", ("i" * 5000,) * 50, detail="d" * 9)
     )
@@ -137,7 +137,7 @@ def test_recording_never_fails_an_admission(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     gone = tmp_path / "removed"
-    log = DecisionLog(gone)
+    log = RecentDecisions(gone)
     request = parse_review(review_of(argo_pod("my-experiment")))
     with caplog.at_level(logging.ERROR):
         log.record_result(request, World().admitter().admit(request))  # does not raise
@@ -148,7 +148,7 @@ def test_recording_never_fails_an_admission(
 
 
 def test_recording_is_written_in_the_background(tmp_path: Path) -> None:
-    log = DecisionLog(tmp_path, pid=lambda: 55, flush_every=0.05)
+    log = RecentDecisions(tmp_path, pid=lambda: 55, flush_every=0.05)
     log.record(entry(1))
     deadline = time.monotonic() + 10
     while not (tmp_path / "decisions-55.jsonl").exists():
@@ -161,7 +161,7 @@ def test_a_failed_write_is_retried_until_it_succeeds(tmp_path: Path) -> None:
     """A full or read-only directory: recent() says so (OSError), and nothing recorded
     meanwhile is lost once writes work again."""
     directory = tmp_path / "decisions"
-    log = DecisionLog(directory, pid=lambda: 77, flush_every=3600)
+    log = RecentDecisions(directory, pid=lambda: 77, flush_every=3600)
     log.record(entry(1))
     with pytest.raises(FileNotFoundError):
         log.recent()

@@ -24,7 +24,7 @@ NOT_DECISIONS = frozenset({Outcome.PASS_THROUGH, Outcome.IGNORED})
 
 
 class ResultRecorder(Protocol):
-    """Keeps admissions for the status page (`webhook.insight.recent.DecisionLog`).
+    """Keeps admissions for the status page (`webhook.insight.recent.RecentDecisions`).
 
     A protocol, so the admission layer does not import the insight layer above it.
     """

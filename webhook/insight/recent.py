@@ -138,7 +138,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class DecisionLog:
+class RecentDecisions:
     """Record in this process, read across all of them. `directory=None`: this process only."""
 
     def __init__(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from webhook.config import ConfigError
 from webhook.insight.inventory import Inventory, InventoryFailed
-from webhook.insight.recent import DecisionLog, RecentDecision
+from webhook.insight.recent import RecentDecision, RecentDecisions
 from webhook.insight.report import Report, build_report
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class StatusSource:
     def __init__(
         self,
         inventory: Callable[[], Inventory],
-        decisions: DecisionLog,
+        decisions: RecentDecisions,
         settings: Mapping[str, str],
         ttl: float = REPORT_TTL,
         clock: Callable[[], float] = time.monotonic,
