@@ -20,9 +20,9 @@ from webhook.config import Config, ConfigError, load_config
 from webhook.core.commands import ArgsRule, args_effects
 from webhook.core.datasets import Dataset
 from webhook.core.decision import Decision
-from webhook.core.mutation import format_time
 from webhook.core.pinning import Refusal, enrollments_table
 from webhook.core.review import MalformedReview, parse_review
+from webhook.core.times import format_rfc3339
 from webhook.insight.inventory import InventoryFailed, UnknownImage, what_if_breaking
 from webhook.insight.report import (
     build_report,
@@ -360,7 +360,7 @@ def explanation(
     enrolled: str | None = None
     if decision.enrollment_consulted:
         when = decision.enrolled_at
-        enrolled = format_time(when) if when else "none (not enrolled: newest tooling)"
+        enrolled = format_rfc3339(when) if when else "none (not enrolled: newest tooling)"
     images = []
     for repository, choice in decision.choices.items():
         images.append(
@@ -368,7 +368,7 @@ def explanation(
                 "repository": repository,
                 "digest": choice.image.digest,
                 "image": f"{repository}@{choice.image.digest}",
-                "uploaded": format_time(choice.image.uploaded),
+                "uploaded": format_rfc3339(choice.image.uploaded),
                 "tags": sorted(choice.image.tags),
                 "why": str(choice.rule.value),
             }

@@ -25,6 +25,7 @@ import yaml
 
 from webhook.core.commands import DEFAULT_PINNED_COMMANDS
 from webhook.core.datasets import Dataset, DatasetPolicy
+from webhook.core.times import NotATime, parse_rfc3339
 
 CONFIG_ENV = "JETSTREAM_PIN_CONFIG"
 # The share of server.maxBodyBytesInFlight one large request body may hold
@@ -569,8 +570,8 @@ def _moment(value: Any, path: str) -> datetime:
     moment = value
     if isinstance(value, str):
         try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+            moment = parse_rfc3339(value)
+        except NotATime:
             moment = None
     if not isinstance(moment, datetime) or moment.tzinfo is None:
         raise ConfigError(f"{path}: must be an RFC 3339 time with a zone, got {_kind(value)}")

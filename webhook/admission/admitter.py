@@ -23,6 +23,7 @@ from webhook.core.patch import Operation, json_patch
 from webhook.core.pinning import PinDigest, PinLatest, Reason, Refusal
 from webhook.core.pods import DEFAULT_LIMITS, PodFacts, PodLimits, read_pod
 from webhook.core.review import AdmissionRequest, allowed, one_line, refused
+from webhook.core.times import format_rfc3339
 from webhook.sources import SourceError
 from webhook.sources.nowait import NeedsLookup
 
@@ -257,7 +258,7 @@ def _summary(decision: Decision) -> dict[str, Any]:
     summary: dict[str, Any] = {"reason": str(decision.reason)}
     if decision.enrollment_consulted:
         when = decision.enrolled_at
-        summary["enrolled_at"] = mutation.format_time(when) if when else mutation.NOT_ENROLLED
+        summary["enrolled_at"] = format_rfc3339(when) if when else mutation.NOT_ENROLLED
     digests = {repo: c.image.digest for repo, c in decision.choices.items()}
     if digests:
         summary["images"] = digests

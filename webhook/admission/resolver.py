@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
 from webhook.admission.deadline import entering
@@ -35,6 +35,7 @@ from webhook.core.pinning import (
     validate_slug,
 )
 from webhook.core.pods import Experiment, ImageRef, PodFacts, Target
+from webhook.core.times import utc_now
 from webhook.core.workflow_record import ExperimentDecision, record_key
 from webhook.sources import (
     ConfigHistory,
@@ -78,10 +79,6 @@ class LookupFailed(Exception):
         self.slug = slug
         self.source = error.source
         self.cause = error.cause
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Resolver:

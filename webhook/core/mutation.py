@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
+from datetime import datetime
 from typing import Any
 
 from webhook.core.decision import Decision
 from webhook.core.pinning import Reason
 from webhook.core.pods import MalformedPod, PodFacts
+from webhook.core.times import NotATime, format_rfc3339, parse_rfc3339
 
 PREFIX = "jetstream/"
 PINNED_IMAGE = "jetstream/pinned-image"
@@ -37,18 +37,12 @@ def sha_annotation(repo_name: str) -> str:
     return f"{PREFIX}{repo_name}-sha"
 
 
-@lru_cache(maxsize=4096)
-def format_time(moment: datetime) -> str:
-    """Cached: a pinned review formats the same few enrollment times (strftime: 5 us)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def parse_time(text: str) -> datetime | None:
+    """An annotation's time; None when it is not one (the pod was edited by hand)."""
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return parse_rfc3339(text)
+    except NotATime:
         return None
-    return moment if moment.tzinfo else None
 
 
 def joined(values: Sequence[str]) -> str:
@@ -99,7 +93,7 @@ def decision_annotations(decision: Decision, pinned: str, original: str) -> dict
     notes = {PINNED_IMAGE: pinned, ORIGINAL_IMAGE: original, PIN_REASON: str(decision.reason)}
     if decision.enrollment_consulted:
         when = decision.enrolled_at
-        notes[ENROLLED_AT] = format_time(when) if when else NOT_ENROLLED
+        notes[ENROLLED_AT] = format_rfc3339(when) if when else NOT_ENROLLED
     for name, sha in decision.shas.items():
         notes[sha_annotation(name)] = sha
     return notes

@@ -17,6 +17,7 @@ SLUG_RULE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _DIGEST_PREFIX = re.compile(r"(?:sha256:)?([0-9a-f]{12,64})")
+_COMMIT_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # git's SHA-1 or SHA-256 object names
 _NOT_TABLE_CHAR = re.compile(r"[^A-Za-z0-9_]")
 TABLE_PREFIX = "enrollments_"
 
@@ -111,7 +112,13 @@ class ImageChoice:
 
 
 def is_digest(value: str) -> bool:
+    """`sha256:` and 64 lowercase hex digits: an image digest as registries write it."""
     return _DIGEST.fullmatch(value) is not None
+
+
+def is_commit_sha(value: str) -> bool:
+    """A full commit id in lowercase hex (SHA-1 or SHA-256)."""
+    return _COMMIT_SHA.fullmatch(value) is not None
 
 
 def describe_value(value: str, limit: int = 80) -> str:
@@ -181,7 +188,8 @@ def candidates(images: Iterable[Image]) -> list[Image]:
     return [image for image in images if not image.index_child]
 
 
-def _order(image: Image) -> tuple[datetime, str]:
+def upload_order(image: Image) -> tuple[datetime, str]:
+    """Images in the order they were pushed; the digest breaks a tie, so every replica agrees."""
     return (image.uploaded, image.digest)
 
 
@@ -195,7 +203,7 @@ def newest_image(images: Iterable[Image]) -> ImageChoice:
     pool = candidates(images)
     if not pool:
         raise EmptyHistory("the image history has no images")
-    return ImageChoice(max(pool, key=_order), ImageRule.NEWEST, None)
+    return ImageChoice(max(pool, key=upload_order), ImageRule.NEWEST, None)
 
 
 def image_at(images: Iterable[Image], when: datetime, breaking_tag: str | None) -> ImageChoice:
@@ -208,12 +216,12 @@ def image_at(images: Iterable[Image], when: datetime, breaking_tag: str | None) 
     if breaking_tag:
         breaking = [i for i in pool if breaking_tag in i.tags and i.uploaded > when]
         if breaking:
-            effective = max(breaking, key=_order).uploaded
+            effective = max(breaking, key=upload_order).uploaded
             rule = ImageRule.BREAKING
     old_enough = [image for image in pool if image.uploaded <= effective]
     if old_enough:
-        return ImageChoice(max(old_enough, key=_order), rule, effective)
-    return ImageChoice(min(pool, key=_order), ImageRule.OLDEST, effective)
+        return ImageChoice(max(old_enough, key=upload_order), rule, effective)
+    return ImageChoice(min(pool, key=upload_order), ImageRule.OLDEST, effective)
 
 
 def image_by_digest(images: Iterable[Image], pin: PinDigest) -> ImageChoice:

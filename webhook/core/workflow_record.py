@@ -31,6 +31,7 @@ from webhook.core.pinning import (
     PinLatest,
     Reason,
 )
+from webhook.core.times import NotATime, parse_rfc3339
 
 KEY_PREFIX = "jetstream/decision-"
 VERSION = 1
@@ -68,12 +69,9 @@ def _parse_time(value: Any, what: str) -> datetime:
     if not isinstance(value, str):
         raise MalformedRecord(f"{what} must be an RFC 3339 time")
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise MalformedRecord(f"{what} must be an RFC 3339 time") from None
-    if moment.tzinfo is None:
-        raise MalformedRecord(f"{what} must carry a time zone")
-    return moment.astimezone(UTC)
+        return parse_rfc3339(value)
+    except NotATime as err:
+        raise MalformedRecord(f"{what} must be an RFC 3339 time with a zone ({err})") from None
 
 
 def _pin_text(pin: Pin | None) -> str | None:

@@ -32,12 +32,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from webhook.admission.admitter import Outcome, Result
 from webhook.core.review import AdmissionRequest
+from webhook.core.times import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +133,6 @@ def bounded(entry: RecentDecision) -> RecentDecision:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class RecentDecisions:

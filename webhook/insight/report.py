@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from webhook.core.mutation import format_time
-from webhook.core.pinning import Image
+from webhook.core.pinning import Image, upload_order
 from webhook.core.slugs import SlugSource
+from webhook.core.times import format_rfc3339
 from webhook.insight.inventory import DatasetListing, Hypothesis, Inventory, Placement
 
 SHORT_DIGEST = 12
@@ -92,10 +92,6 @@ class WhatIf:
     moves: tuple[Move, ...]
 
 
-def _order(image: Image) -> tuple[datetime, str]:
-    return (image.uploaded, image.digest)
-
-
 def _by_enrollment(placement: Placement) -> tuple[bool, datetime, str, str]:
     when = placement.enrolled_at or datetime.max.replace(tzinfo=UTC)
     return (placement.enrolled_at is None, when, placement.label, str(placement.dataset))
@@ -120,7 +116,7 @@ def build_report(inventory: Inventory) -> Report:
                 tuple(on.get(image.digest, ())),
                 sha_ranges(on.get(image.digest, ()), inventory.config_repos),
             )
-            for image in sorted(shown, key=_order, reverse=True)
+            for image in sorted(shown, key=upload_order, reverse=True)
         )
         repositories.append(RepositoryReport(repo, tag, versions))
     unresolved = tuple(
@@ -172,13 +168,13 @@ def what_if(inventory: Inventory, hypothesis: Hypothesis) -> WhatIf:
 
 
 def _time(moment: datetime | None) -> str | None:
-    return format_time(moment) if moment is not None else None
+    return format_rfc3339(moment) if moment is not None else None
 
 
 def image_json(image: Image) -> dict[str, Any]:
     return {
         "digest": image.digest,
-        "uploaded": format_time(image.uploaded),
+        "uploaded": format_rfc3339(image.uploaded),
         "tags": sorted(image.tags),
     }
 
@@ -209,7 +205,7 @@ def placement_json(placement: Placement, repository: str | None = None) -> dict[
 
 def report_json(report: Report) -> dict[str, Any]:
     return {
-        "takenAt": format_time(report.taken_at),
+        "takenAt": format_rfc3339(report.taken_at),
         "enrollmentsSource": report.enrollments_source,
         "experimentCount": report.experiment_count,
         "datasets": [

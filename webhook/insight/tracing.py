@@ -16,8 +16,8 @@ from typing import TypeVar
 
 from webhook.admission.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.core.datasets import Dataset
-from webhook.core.mutation import format_time
 from webhook.core.pinning import Image
+from webhook.core.times import format_rfc3339
 from webhook.sources import ConfigHistory, EnrollmentClock, ImageHistory, OverrideSource
 
 T = TypeVar("T")
@@ -53,7 +53,7 @@ def _since(started: float) -> float:
 
 
 def _time_or_none(when: datetime | None) -> str:
-    return format_time(when) if when else "no table: not enrolled"
+    return format_rfc3339(when) if when else "no table: not enrolled"
 
 
 def _pin(value: str | None) -> str:
@@ -64,7 +64,7 @@ def _history(images: Sequence[Image]) -> str:
     if not images:
         return "no images"
     newest = max(images, key=lambda i: i.uploaded)
-    return f"{len(images)} images, newest uploaded {format_time(newest.uploaded)}"
+    return f"{len(images)} images, newest uploaded {format_rfc3339(newest.uploaded)}"
 
 
 class _Enrollments:
@@ -93,7 +93,7 @@ class _Config:
         self.inner, self.trace, self.name = inner, trace, inner.name
 
     def sha_at(self, when: datetime | None) -> str:
-        question = f"tip at {format_time(when)}" if when else "tip now"
+        question = f"tip at {format_rfc3339(when)}" if when else "tip now"
         return self.trace.record(self.name, question, lambda: self.inner.sha_at(when), str)
 
 

@@ -21,9 +21,9 @@ from typing import Any
 from kubernetes import client as k8s
 
 from webhook.core.decision import Decision
-from webhook.core.mutation import format_time
 from webhook.core.pods import PodFacts
 from webhook.core.review import AdmissionRequest
+from webhook.core.times import format_rfc3339
 from webhook.kube.client import api_host, describe
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def describe_decision(pod_name: str, decision: Decision) -> str:
         parts.append(f"override from {decision.pin.origin}")
     if decision.enrollment_consulted:
         when = decision.enrolled_at
-        parts.append(f"enrolled at {format_time(when)}" if when else "not enrolled")
+        parts.append(f"enrolled at {format_rfc3339(when)}" if when else "not enrolled")
     parts += [f"{name} {sha}" for name, sha in decision.shas.items()]
     text = "; ".join(parts)
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
@@ -82,7 +82,7 @@ def pin_event(
     namespace = request.namespace or facts.namespace
     if not workflow or not namespace:
         return None
-    moment = format_time(now or datetime.now(UTC))
+    moment = format_rfc3339(now or datetime.now(UTC))
     pod = request.object if isinstance(request.object, Mapping) else {}
     pod_name = facts.name or request.name or _generate_name(pod) or "(unnamed)"
     involved: dict[str, Any] = {

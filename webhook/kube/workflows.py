@@ -21,6 +21,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 from webhook.core.pods import LABEL_PIN
+from webhook.core.times import NotATime, parse_rfc3339
 from webhook.core.workflow_record import KEY_PREFIX
 from webhook.kube.client import is_not_found, source_error
 from webhook.sources import NotRecorded, SourceError, WorkflowState
@@ -42,10 +43,9 @@ def _escape(key: str) -> str:
 def _created(metadata: dict[str, Any], where: str) -> datetime:
     text = metadata.get("creationTimestamp")
     try:
-        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
+        return parse_rfc3339(str(text))
+    except NotATime:
         raise SourceError(SOURCE, f"{where}: malformed creationTimestamp") from None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def workflow_state(

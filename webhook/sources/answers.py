@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+from webhook.core.pinning import is_digest
+from webhook.core.times import NotATime, parse_rfc3339
+
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?P<fraction>\.\d+)?(?P<zone>[Zz]|[+-]\d{2}:\d{2})"
 )
@@ -63,7 +65,7 @@ def field_of(document: Mapping[str, Any], name: str, where: str) -> Any:
 
 
 def digest(value: Any, field: str) -> str:
-    if not isinstance(value, str) or _DIGEST.fullmatch(value) is None:
+    if not isinstance(value, str) or not is_digest(value):
         raise Malformed(field, "expected a digest 'sha256:<64 lowercase hex>'")
     return value
 
@@ -80,10 +82,9 @@ def rfc3339(value: Any, field: str) -> datetime:
     if fraction and len(fraction) > 7:
         text = text.replace(fraction, fraction[:7], 1)
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return parse_rfc3339(text)
+    except NotATime:
         raise Malformed(field, "expected an RFC 3339 time with a zone") from None
-    return parsed.astimezone(UTC)
 
 
 def epoch_millis(value: Any, field: str) -> datetime:

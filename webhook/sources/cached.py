@@ -17,12 +17,13 @@ import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 from webhook.config import CacheConfig
 from webhook.core.datasets import Dataset
 from webhook.core.pinning import Image, Refusal, enrollments_table
+from webhook.core.times import utc_now
 from webhook.core.workflow_record import ExperimentDecision, MalformedRecord, decode, encode
 from webhook.sources import (
     ConfigHistory,
@@ -40,10 +41,6 @@ log = logging.getLogger(__name__)
 
 # How long a Workflow's decisions are remembered (Jetstream's workflows end within days).
 DECISION_MEMORY_SECONDS = 7 * 24 * 3600.0
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class CachedImageHistory(NeverWaits):

@@ -32,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from webhook.core.pinning import is_commit_sha
 from webhook.sources import SourceError
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,6 @@ def default_parent() -> Path:
     return Path(tempfile.gettempdir()) / MIRRORS_FOLDER
 
 
-_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@")
 _PASSED_ENV = (
     "PATH", "HOME", "SSL_CERT_FILE", "SSL_CERT_DIR",
@@ -125,7 +125,7 @@ class GitConfigHistory:
                 raise SourceError(self.name, f"branch {self.branch} has no commits")
             return ""
         sha = lines[-1]
-        if not _SHA.fullmatch(sha):
+        if not is_commit_sha(sha):
             raise SourceError(self.name, f"git {args[0]} printed something that is not a SHA")
         return sha
 

@@ -11,7 +11,6 @@ list and remembered, since it never changes.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -20,12 +19,12 @@ from typing import Any
 
 import requests
 
+from webhook.core.pinning import is_commit_sha
 from webhook.sources import SourceError
 from webhook.sources.http import HttpClient, describe_status, host_of, parse_json
 
 PUBLIC_API = "https://api.github.com"
 HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
-_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # GitHub: "timestamps must be between 1970-01-01 and 2099-12-31 (inclusive)".
 _FIRST = datetime(1970, 1, 1, tzinfo=UTC)
 _LAST = datetime(2099, 12, 31, 23, 59, 59, tzinfo=UTC)
@@ -173,7 +172,7 @@ class GithubConfigHistory:
         shas: list[str] = []
         for item in body:
             sha = item.get("sha") if isinstance(item, dict) else None
-            if not isinstance(sha, str) or not _SHA.fullmatch(sha):
+            if not isinstance(sha, str) or not is_commit_sha(sha):
                 raise self._malformed(response, "a commit without a 40 or 64 hex 'sha'")
             shas.append(sha)
         return shas

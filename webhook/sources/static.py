@@ -7,7 +7,6 @@ typo shows up when the webhook starts, not when a pod arrives.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -23,12 +22,13 @@ from webhook.core.pinning import (
     Image,
     commit_at,
     enrollments_table,
+    is_commit_sha,
     is_digest,
 )
+from webhook.core.times import NotATime, parse_rfc3339
 from webhook.sources import EnrolledExperiment, SourceError
 from webhook.sources.nowait import NeverWaits
 
-_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _TOP_LEVEL = ("enrollments", "images", "commits", "overrides")
 
 
@@ -93,9 +93,9 @@ def parse_time(value: Any, path: str) -> datetime:
     """RFC 3339 with a zone; YAML may already have turned it into a datetime."""
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise StaticDataError(f"{path}: {value!r} is not an RFC 3339 time") from None
+            return parse_rfc3339(value)
+        except NotATime as err:
+            raise StaticDataError(f"{path}: {value!r} {err}") from None
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise StaticDataError(f"{path}: {value} has no time zone; add Z or an offset")
@@ -152,7 +152,7 @@ def _commits(raw: Any, path: str) -> tuple[Commit, ...]:
         where = f"{path}[{index}]"
         entry = _entry(item, where, {"sha", "committed"})
         sha = entry.get("sha")
-        if not isinstance(sha, str) or not _SHA.fullmatch(sha):
+        if not isinstance(sha, str) or not is_commit_sha(sha):
             raise StaticDataError(f"{where}.sha: must be 40 (or 64) lowercase hex characters")
         if "committed" not in entry:
             raise StaticDataError(f"{where}.committed: required")
