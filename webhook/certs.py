@@ -128,14 +128,6 @@ def write(bundle: Bundle, out: Path) -> list[Path]:
     return written
 
 
-def load_bundle(directory: Path) -> Bundle:
-    return Bundle(
-        (directory / CA_FILE).read_bytes(),
-        (directory / CERT_FILE).read_bytes(),
-        (directory / KEY_FILE).read_bytes(),
-    )
-
-
 def fingerprint(cert_pem: bytes) -> str:
     """SHA-256 of the first certificate in `cert_pem`, as hex (as `openssl x509 -fingerprint`)."""
     cert = x509.load_pem_x509_certificate(cert_pem)

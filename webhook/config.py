@@ -548,10 +548,6 @@ def _value(hint: Any, value: Any, path: str, base_dir: Path) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"{path}: must be a positive number, got {value!r}")
         return float(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: must be true or false, got {_kind(value)}")
-        return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{path}: must be an integer, got {_kind(value)}")

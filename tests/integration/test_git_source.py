@@ -19,12 +19,13 @@ import pytest
 from tests.builders import JETSTREAM, argo_pod, review_of, utc
 from tests.fakes import NOW, FakeEnrollments, FakeImages
 from tests.gitrepos import Upstream
+from tests.kube import decode_patch
 from tests.servers import example_config, running_server
 from webhook.admission.admitter import Admitter
 from webhook.admission.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.cli import main
 from webhook.config import parse_config
-from webhook.core.review import decode_patch, parse_review
+from webhook.core.review import parse_review
 from webhook.sources import SourceError
 from webhook.sources.git import STAMP, GitConfigHistory
 from webhook.wiring import Wiring

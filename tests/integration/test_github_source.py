@@ -14,12 +14,13 @@ import pytest
 
 from tests.builders import JETSTREAM, argo_pod, commit, review_of, utc
 from tests.fakes import NOW, FakeEnrollments, FakeImages
+from tests.kube import decode_patch
 from tests.standin_github import GithubCommits
 from tests.standins import Reply, StandIn, json_reply, serving
 from webhook.admission.admitter import Admitter
 from webhook.admission.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.config import ConfigError, parse_config
-from webhook.core.review import decode_patch, parse_review
+from webhook.core.review import parse_review
 from webhook.sources import SourceError
 from webhook.sources.github import GithubConfigHistory
 from webhook.wiring import Wiring

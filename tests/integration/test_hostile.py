@@ -196,7 +196,7 @@ def test_hostile_reviews_never_500_and_never_touch_other_containers(
 
 
 def _ops(body: dict[str, Any]) -> list[dict[str, Any]]:
-    from webhook.core.review import decode_patch
+    from tests.kube import decode_patch
 
     return decode_patch(body)
 

@@ -21,8 +21,9 @@ from tests.fakes import (
     FakeCommits,
     World,
 )
+from tests.kube import decode_patch
 from webhook.admission.admitter import Outcome, Result
-from webhook.core.review import decode_patch, parse_review
+from webhook.core.review import parse_review
 from webhook.sources import SourceError
 
 MAIN = ("containers", 1)

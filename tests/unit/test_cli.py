@@ -19,9 +19,10 @@ from tests.builders import (
     fixture_review,
     review_of,
 )
+from tests.kube import decode_patch
 from webhook.cli import main
 from webhook.config import load_config
-from webhook.core.review import decode_patch, parse_review
+from webhook.core.review import parse_review
 from webhook.wiring import Wiring
 
 CONFIG = str(EXAMPLES / "config.yaml")

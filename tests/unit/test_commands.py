@@ -9,6 +9,7 @@ import pytest
 
 from tests.builders import ARGOEXEC, JETSTREAM, argo_pod, container, review_of, utc
 from tests.fakes import World
+from tests.kube import decode_patch
 from webhook.admission.admitter import Outcome, Result
 from webhook.core.argv import read_invocation
 from webhook.core.commands import (
@@ -20,7 +21,7 @@ from webhook.core.commands import (
     unpinned_command,
 )
 from webhook.core.pods import Target, parse_image, read_pod
-from webhook.core.review import decode_patch, parse_review
+from webhook.core.review import parse_review
 
 DISCRETE = ArgsRule(
     commands=frozenset({"run"}),

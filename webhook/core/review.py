@@ -8,7 +8,6 @@ HTTP 400 naming the problem; everything else is answered inside a review.
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -126,12 +125,3 @@ def _review(
             raise ValueError(f"audit annotation keys must be short DNS-like names: {bad}")
         response["auditAnnotations"] = dict(audit)
     return {"apiVersion": API_VERSION, "kind": KIND, "response": response}
-
-
-def decode_patch(response: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The JSONPatch carried by a review response (empty when there is none)."""
-    body = response.get("response", {})
-    if "patch" not in body:
-        return []
-    decoded: list[dict[str, Any]] = json.loads(base64.b64decode(body["patch"]))
-    return decoded
