@@ -38,6 +38,16 @@ def host_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+class CredentialScope:
+    """Where one credential may be sent: its home host and the hosts configured for it."""
+
+    def __init__(self, home: str, others: Collection[str] = ()) -> None:
+        self.hosts = frozenset({host_of(home), *(host_of(h) for h in others)})
+
+    def allows(self, url: str) -> bool:
+        return host_of(url) in self.hosts
+
+
 class HttpClient:
     def __init__(
         self,
@@ -55,7 +65,7 @@ class HttpClient:
         self.base_url = base_url.rstrip("/") + "/"
         self.timeout = timeout
         self.auth = auth
-        self.credential_hosts = {host_of(self.base_url), *(host_of(h) for h in credential_hosts)}
+        self.credential_scope = CredentialScope(self.base_url, credential_hosts)
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
 
@@ -63,7 +73,7 @@ class HttpClient:
         return urljoin(self.base_url, path.lstrip("/")) if "://" not in path else path
 
     def may_send_credentials(self, url: str) -> bool:
-        return host_of(url) in self.credential_hosts
+        return self.credential_scope.allows(url)
 
     def get(
         self,

@@ -29,7 +29,7 @@ import requests
 from webhook.sources import SourceError
 from webhook.sources.answers import Malformed, digest, field_of, mapping
 from webhook.sources.headers import bearer_challenge, next_link, wants_basic
-from webhook.sources.http import HttpClient, host_of
+from webhook.sources.http import CredentialScope, HttpClient, host_of
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -99,7 +99,9 @@ class RegistryClient:
             ca_file=None if ca_file is None else str(ca_file),
         )  # fmt: skip
         self.credentials = credentials
-        self.credential_hosts = {self.where, *(host_of(h) for h in credential_hosts)}
+        # The user and password may go to the configured hosts (a token realm); the
+        # registry's token only ever to the registry itself (self.http's own scope).
+        self.password_scope = CredentialScope(self.http.base_url, credential_hosts)
         self._clock = clock
         self._lock = threading.Lock()
         self._token: str | None = None
@@ -242,7 +244,7 @@ class RegistryClient:
             self._token_expires = self._clock() + max(lifetime - _TOKEN_MARGIN_SECONDS, 1)
 
     def _credentials_for(self, url: str) -> tuple[str, str] | None:
-        if self.credentials is None or host_of(url) not in self.credential_hosts:
+        if self.credentials is None or not self.password_scope.allows(url):
             return None
         return self.credentials()
 
