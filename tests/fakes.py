@@ -14,6 +14,7 @@ from webhook.core.datasets import Dataset, DatasetPolicy
 from webhook.core.pinning import Commit, Image, commit_at, enrollments_table
 from webhook.sources import EnrolledExperiment, SourceError, WorkflowState
 from webhook.sources.cached import CachedWorkflows
+from webhook.sources.nowait import NeverWaits
 
 IMG_2023_01 = image("img-2023-01", "2023-01-01T13:00:00Z", "v1")
 IMG_2023_03 = image("img-2023-03", "2023-03-01T13:00:00Z", "v2")
@@ -39,8 +40,8 @@ NOW = utc("2026-11-28T00:00:00Z")
 
 
 @dataclass
-class Failing:
-    """Set `error` to make every call raise it."""
+class Failing(NeverWaits):
+    """Set `error` to make every call raise it. Fakes answer from memory: they never wait."""
 
     error: BaseException | None = None
     calls: int = 0

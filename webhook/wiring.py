@@ -58,6 +58,7 @@ from webhook.sources.cached import (
     CachedConfigHistory,
     CachedEnrollments,
     CachedImageHistory,
+    CachedOverrides,
     CachedWorkflows,
 )
 from webhook.sources.descriptions import Descriptions
@@ -246,13 +247,13 @@ class Wiring:
             return static
         from webhook.kube.overrides import KubeOverrides
 
-        source = KubeOverrides(
+        reader = KubeOverrides(
             self.kube_api,
             workflow_labels=kube.workflow_labels,
             config_map=kube.overrides_config_map,
             timeout=kube.timeout_seconds,
-            cache_seconds=kube.cache_seconds,
         )
+        source = CachedOverrides(reader, kube.cache_seconds)
         if static is None or not self.static_data.overrides:
             return source
         if kube.overrides_config_map is not None:

@@ -24,11 +24,14 @@ from tests.servers import example_config, running_server
 from webhook.admission.admitter import Admitter
 from webhook.admission.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.cli import main
-from webhook.config import parse_config
+from webhook.config import CacheConfig, parse_config
 from webhook.core.review import parse_review
 from webhook.sources import SourceError
+from webhook.sources.cached import CachedConfigHistory
 from webhook.sources.git import STAMP, GitConfigHistory
 from webhook.wiring import Wiring
+
+CACHE = CacheConfig()  # the resolver takes real sources only behind their cache, as wired
 
 
 @dataclass
@@ -300,7 +303,7 @@ def admit_slug(config_history: GitConfigHistory, enrolled: dict[str, Any]) -> di
     resolver = Resolver(
         [ImageTarget(JETSTREAM, "breaking", FakeImages())],
         FakeEnrollments(enrolled=enrolled),
-        [ConfigRepo("metric-hub", "METRIC_HUB_SHA", config_history)],
+        [ConfigRepo("metric-hub", "METRIC_HUB_SHA", CachedConfigHistory(config_history, CACHE))],
         now=lambda: NOW,
     )
     admitter = Admitter(resolver, {"metric-hub": "METRIC_HUB_SHA"})

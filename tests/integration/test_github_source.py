@@ -19,11 +19,14 @@ from tests.standin_github import GithubCommits
 from tests.standins import Reply, StandIn, json_reply, serving
 from webhook.admission.admitter import Admitter
 from webhook.admission.resolver import ConfigRepo, ImageTarget, Resolver
-from webhook.config import ConfigError, parse_config
+from webhook.config import CacheConfig, ConfigError, parse_config
 from webhook.core.review import parse_review
 from webhook.sources import SourceError
+from webhook.sources.cached import CachedConfigHistory
 from webhook.sources.github import GithubConfigHistory
 from webhook.wiring import Wiring
+
+CACHE = CacheConfig()  # the resolver takes real sources only behind their cache, as wired
 
 ROOT = commit("root", "2022-10-13T20:59:29Z")
 JAN = commit("jan", "2023-01-10T00:00:00Z")
@@ -313,7 +316,7 @@ def test_admission_pins_metric_hub_through_github(
     resolver = Resolver(
         [ImageTarget(JETSTREAM, "breaking", FakeImages())],
         FakeEnrollments(enrolled={"my-experiment": utc(enrolled) if enrolled else None}),
-        [ConfigRepo("metric-hub", "METRIC_HUB_SHA", source(stand_in))],
+        [ConfigRepo("metric-hub", "METRIC_HUB_SHA", CachedConfigHistory(source(stand_in), CACHE))],
         now=lambda: NOW,
     )
     review = review_of(argo_pod("my-experiment"))

@@ -24,6 +24,7 @@ from webhook.kube.client import api_client
 from webhook.kube.events import EventRecorder
 from webhook.kube.overrides import KubeOverrides
 from webhook.sources import SourceError
+from webhook.sources.cached import CachedOverrides
 
 OVERRIDES = ConfigMapRef("jetstream-pin-overrides", "jetstream-pin")
 
@@ -42,11 +43,10 @@ class Clock:
         return self.now
 
 
-def overrides(api: ApiServer, clock: Clock | None = None, **options: object) -> KubeOverrides:
-    return KubeOverrides(
-        api_client(api.kubeconfig), config_map=OVERRIDES, timeout=1.0,
-        cache_seconds=10.0, clock=clock or Clock(), **options,  # type: ignore[arg-type]
-    )  # fmt: skip
+def overrides(api: ApiServer, clock: Clock | None = None) -> CachedOverrides:
+    """The overrides as the wiring builds them: the API reader behind its cache."""
+    reader = KubeOverrides(api_client(api.kubeconfig), config_map=OVERRIDES, timeout=1.0)
+    return CachedOverrides(reader, 10.0, clock or Clock())
 
 
 def test_workflow_label_is_read_with_the_token_and_cached(api: ApiServer) -> None:
@@ -91,7 +91,8 @@ def test_config_map_entries(api: ApiServer) -> None:
 
 
 def test_without_a_config_map_or_workflow_labels_nothing_is_asked(api: ApiServer) -> None:
-    source = KubeOverrides(api_client(api.kubeconfig), workflow_labels=False, config_map=None)
+    reader = KubeOverrides(api_client(api.kubeconfig), workflow_labels=False, config_map=None)
+    source = CachedOverrides(reader)
     assert source.workflow_pin("argo", "wf") is None
     assert source.slug_pin("my-experiment") is None
     assert tuple(source.pinned_slugs()) == ()

@@ -25,10 +25,13 @@ from tests.registry import Pushed, Pusher, Registry, running_registry
 from tests.servers import example_config, free_port, running_server
 from webhook import certs
 from webhook.admission.resolver import ConfigRepo, ImageTarget, LookupFailed, Resolver
-from webhook.config import OciSource
+from webhook.config import CacheConfig, OciSource
 from webhook.core.pinning import Image, ImageRule
 from webhook.sources import SourceError
+from webhook.sources.cached import CachedImageHistory
 from webhook.sources.oci import OciImages
+
+CACHE = CacheConfig()  # the resolver takes real sources only behind their cache, as wired
 
 _names = itertools.count()
 
@@ -112,7 +115,7 @@ def resolver_over(
     source: OciImages, enrolled: dict[str, datetime | None], breaking_tag: str | None = None
 ) -> Resolver:
     return Resolver(
-        [ImageTarget(source_repository(source), breaking_tag, source)],
+        [ImageTarget(source_repository(source), breaking_tag, CachedImageHistory(source, CACHE))],
         FakeEnrollments(enrolled=enrolled),
         [ConfigRepo("metric-hub", "METRIC_HUB_SHA", FakeCommits())],
         now=lambda: utc("2026-01-01T00:00:00Z"),

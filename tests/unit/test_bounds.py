@@ -119,7 +119,6 @@ class RecordingDispatch(Dispatch):
 
     def __init__(self) -> None:
         super().__init__(World().admitter(), loop_review_max_bytes=1000)
-        self.admitter.resolver.waiting_sources = []  # as if every source were a cache
         self.on_loop_sizes: list[int] = []
         self.threads: list[str] = []
 

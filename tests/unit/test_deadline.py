@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
 from webhook.admission.deadline import LookupPool, OutOfTime, entering
 from webhook.sources.cache import TtlCache
+from webhook.sources.nowait import NeedsLookup, waiting_forbidden
+
+T = TypeVar("T")
 
 
 def test_an_answer_in_time_is_returned() -> None:
     pool = LookupPool(2)
     assert pool.run(lambda: 42, time.monotonic() + 5, 5) == 42
+
+
+def behind_a_cache(call: Callable[[], T]) -> Callable[[], T]:
+    """`call` as a decision sees it: a cold cache that refuses to wait, then loads in the pool."""
+
+    def lookup() -> T:
+        if waiting_forbidden():
+            raise NeedsLookup("cold cache")
+        return call()
+
+    return lookup
 
 
 def test_a_slow_lookup_is_abandoned_and_named() -> None:
@@ -27,7 +43,7 @@ def test_a_slow_lookup_is_abandoned_and_named() -> None:
 
     started = time.monotonic()
     with pytest.raises(OutOfTime, match="slow source: no answer within the admission deadline"):
-        pool.run(slow, time.monotonic() + 0.2, 0.2)
+        pool.run(behind_a_cache(slow), time.monotonic() + 0.2, 0.2)
     assert time.monotonic() - started < 1.0
     release.set()
 
@@ -45,12 +61,12 @@ def test_a_lookup_queued_behind_busy_threads_never_runs_once_abandoned() -> None
     release = threading.Event()
     ran: list[str] = []
     blocker = threading.Thread(
-        target=lambda: pool.run(lambda: release.wait(10), time.monotonic() + 10, 10)
+        target=lambda: pool.run(behind_a_cache(lambda: release.wait(10)), time.monotonic() + 10, 10)
     )
     blocker.start()
     time.sleep(0.05)
     with pytest.raises(OutOfTime):
-        pool.run(lambda: ran.append("queued"), time.monotonic() + 0.1, 0.1)
+        pool.run(behind_a_cache(lambda: ran.append("queued")), time.monotonic() + 0.1, 0.1)
     release.set()
     blocker.join(5)
     time.sleep(0.05)
@@ -72,12 +88,12 @@ def test_warm_caches_decide_inline_and_count_each_hit_once() -> None:
         return warm.get("k", lambda: 0) + cold.get("k", lambda: 2)
 
     pool = LookupPool(2)
-    assert pool.run(decide, time.monotonic() + 5, 5, never_waits=True) == 3
+    assert pool.run(decide, time.monotonic() + 5, 5) == 3
     # Tried inline (the cold cache refused to load there), then decided in the pool.
     assert threads[0] == threading.current_thread().name
     assert threads[1].startswith("lookup")
     assert (warm.stats.hits, cold.stats.misses) == (1, 1)
     threads.clear()
-    assert pool.run(decide, time.monotonic() + 5, 5, never_waits=True) == 3
+    assert pool.run(decide, time.monotonic() + 5, 5) == 3
     assert threads == [threading.current_thread().name]  # both warm now: inline only
     assert (warm.stats.hits, cold.stats.hits) == (2, 1)

@@ -18,6 +18,7 @@ from webhook.core.decision import Decision
 from webhook.core.pinning import Reason
 from webhook.kube.events import event_reason, workflow_uid
 from webhook.kube.overrides import KubeOverrides
+from webhook.sources.cached import CachedOverrides
 from webhook.sources.static import StaticOverrides
 from webhook.wiring import SplitOverrides, Wiring
 
@@ -105,14 +106,16 @@ def test_without_kubernetes_the_data_file_answers(tmp_path: Path) -> None:
 def test_workflow_labels_from_the_api_and_slug_pins_from_the_file(tmp_path: Path) -> None:
     overrides = Wiring(_config(tmp_path, overrides_in_file=True, config_map=False)).overrides()
     assert isinstance(overrides, SplitOverrides)
-    assert isinstance(overrides.workflows, KubeOverrides)
+    assert isinstance(overrides.workflows, CachedOverrides)
+    assert isinstance(overrides.workflows.reader, KubeOverrides)
     assert overrides.slug_pin("long-running-study") == "latest"
 
 
 def test_the_config_map_replaces_the_file(tmp_path: Path) -> None:
     overrides = Wiring(_config(tmp_path, overrides_in_file=False, config_map=True)).overrides()
-    assert isinstance(overrides, KubeOverrides)
-    assert overrides.config_map is not None
+    assert isinstance(overrides, CachedOverrides)
+    assert isinstance(overrides.reader, KubeOverrides)
+    assert overrides.reader.config_map is not None
 
 
 def test_slug_pins_in_both_places_are_refused(tmp_path: Path) -> None:

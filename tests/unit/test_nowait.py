@@ -1,48 +1,58 @@
-"""Deciding without waiting: only when every source can refuse to wait, counted once."""
+"""Deciding without waiting: the resolver takes only sources that can refuse to wait."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
 
 import pytest
 
 from tests.builders import JETSTREAM
-from tests.fakes import FakeCommits, FakeEnrollments, FakeImages, World
+from tests.fakes import FakeCommits, FakeEnrollments, FakeImages
 from webhook.admission.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.config import CacheConfig
+from webhook.core.pinning import Image
 from webhook.sources.cache import TtlCache
 from webhook.sources.cached import CachedConfigHistory, CachedEnrollments, CachedImageHistory
 from webhook.sources.nowait import NeedsLookup, waiting_forbidden, without_waiting
 
 
-def test_a_resolver_with_an_uncached_source_names_it_and_never_decides_without_waiting() -> None:
-    resolver = World().resolver()  # plain fakes: any of them may wait on a backend
-    assert not resolver.never_waits
-    assert resolver.waiting_sources == [
-        "fake registry",
-        "fake enrollments",
-        "fake metric-hub",
-        "fake overrides",
-    ]
+class RemoteImages:
+    """A source that asks a backend on every call, with no cache in front."""
+
+    name = "remote registry"
+
+    def images(self) -> Sequence[Image]:
+        raise AssertionError("never asked: the resolver refuses it first")
 
 
-def test_a_resolver_whose_sources_are_all_caches_may_decide_without_waiting() -> None:
+def test_a_source_that_may_wait_is_refused_by_name() -> None:
+    with pytest.raises(TypeError, match=r"remote registry \(RemoteImages\) may wait"):
+        Resolver([ImageTarget(JETSTREAM, "breaking", RemoteImages())], FakeEnrollments())
+
+
+def test_a_real_source_is_taken_behind_its_cache() -> None:
     config = CacheConfig()
+    behind = CachedImageHistory(RemoteImages(), config)
     resolver = Resolver(
-        [ImageTarget(JETSTREAM, "breaking", CachedImageHistory(FakeImages(), config))],
+        [ImageTarget(JETSTREAM, "breaking", behind)],
         CachedEnrollments(FakeEnrollments(), config),
         [ConfigRepo("metric-hub", "METRIC_HUB_SHA", CachedConfigHistory(FakeCommits(), config))],
     )
-    assert resolver.waiting_sources == []
-    assert resolver.never_waits
+    assert resolver.images[JETSTREAM].history is behind
 
 
-def test_a_cached_source_beside_an_uncached_one_is_not_enough() -> None:
-    config = CacheConfig()
-    resolver = Resolver(
-        [ImageTarget(JETSTREAM, "breaking", CachedImageHistory(FakeImages(), config))],
-        FakeEnrollments(),
-    )
-    assert resolver.waiting_sources == ["fake enrollments"]
-    assert not resolver.never_waits
+class RemoteCommits:
+    name = "remote metric-hub"
+
+    def sha_at(self, when: datetime | None) -> str:
+        raise AssertionError("never asked: the resolver refuses it first")
+
+
+def test_every_kind_of_source_is_checked() -> None:
+    repos = [ConfigRepo("metric-hub", "METRIC_HUB_SHA", RemoteCommits())]
+    with pytest.raises(TypeError, match="remote metric-hub"):
+        Resolver([ImageTarget(JETSTREAM, "breaking", FakeImages())], FakeEnrollments(), repos)
 
 
 def test_a_miss_without_waiting_raises_and_counts_no_hit() -> None:

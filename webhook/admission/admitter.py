@@ -89,9 +89,9 @@ class Admitter:
 
         Lookups then run in `lookups` (a pool of its own when not given), so
         the admission can stop waiting for them when the budget runs out.
-        When every source of the resolver never waits (webhook.sources.nowait), a
-        decision is tried in the request's thread first and only goes to the
-        pool when a cache would have to load (webhook.admission.deadline).
+        A decision is tried in the request's thread first, without waiting, and
+        only goes to the pool when a cache would have to load
+        (webhook.admission.deadline).
         """
         self.resolver = resolver
         self.env_names = dict(env_names)
@@ -176,7 +176,7 @@ class Admitter:
         if budget is None or self.lookups is None:
             return decide()
         try:
-            return self.lookups.run(decide, arrived + budget, budget, self.resolver.never_waits)
+            return self.lookups.run(decide, arrived + budget, budget)
         except OutOfTime as err:
             if err.source is None:
                 source = NAME

@@ -12,9 +12,9 @@ coalesced cache load it leads may still serve the next request.
 
 Most admissions need no backend at all (the caches are warm), and handing
 them to another thread would cost them a thread switch for nothing. So a
-decision whose sources all never wait is first tried in this thread without
-waiting (webhook.sources.nowait), and goes to the pool only when a cache
-would have to load. On the event loop, where waiting is already forbidden,
+decision is first tried in this thread without waiting
+(webhook.sources.nowait), and goes to the pool only when a cache would have
+to load. On the event loop, where waiting is already forbidden,
 it never goes to the pool: NeedsLookup reaches the front end, which hands
 the request to an admission thread.
 """
@@ -72,22 +72,20 @@ class LookupPool:
     def __init__(self, threads: int) -> None:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lookup")
 
-    def run(
-        self, call: Callable[[], T], expires: float, budget: float, never_waits: bool = False
-    ) -> T:
+    def run(self, call: Callable[[], T], expires: float, budget: float) -> T:
         """`call()` if it ends before `expires` (time.monotonic()); else OutOfTime.
 
-        `never_waits`: every source `call` asks is a `NeverWaits`, so it is tried
-        in this thread first (see the module's doc). Where waiting is forbidden
-        it only runs here, and NeedsLookup reaches the caller.
+        It is tried in this thread first, without waiting (see the module's doc):
+        every source `call` asks is a `NeverWaits` (the resolver admits no other).
+        Where waiting is forbidden it only runs here, and NeedsLookup reaches the
+        caller.
         """
         if waiting_forbidden():
             return call()
-        if never_waits:
-            try:
-                return without_waiting(call)
-            except NeedsLookup:
-                pass
+        try:
+            return without_waiting(call)
+        except NeedsLookup:
+            pass
         progress = Progress()
 
         def tracked() -> T:

@@ -84,6 +84,11 @@ class LookupFailed(Exception):
 class Resolver:
     """Decides pods: each experiment once per Workflow, from facts the sources give.
 
+    Every source must be a `NeverWaits` (a cache, or an answer from memory), or
+    the constructor raises TypeError naming it: the worker's event loop tries
+    decisions without waiting, and one source that waited would block every
+    connection of the worker.
+
     `workflows` (the Kubernetes API; None without one): where each Workflow's
     decisions are recorded and read back. Without it, or for a pod outside
     any Workflow, every pod is decided on its own.
@@ -117,18 +122,14 @@ class Resolver:
             self.overrides,
             *([workflows] if workflows is not None else []),
         )
-        # The names of sources that may wait (a decision is then never tried without waiting).
-        self.waiting_sources = [
-            getattr(source, "name", type(source).__name__)
-            for source in sources
-            if not isinstance(source, NeverWaits)
-        ]
-
-    @property
-    def never_waits(self) -> bool:
-        """Every source answers from memory or refuses to wait (webhook.sources.nowait):
-        a decision may be tried where waiting is forbidden."""
-        return not self.waiting_sources
+        for source in sources:
+            if not isinstance(source, NeverWaits):
+                name = getattr(source, "name", type(source).__name__)
+                raise TypeError(
+                    f"{name} ({type(source).__name__}) may wait on a backend: put it behind "
+                    "a cache (webhook.sources.cached) so that a decision can be tried "
+                    "without waiting (webhook.sources.nowait)"
+                )
 
     @property
     def repositories(self) -> list[str]:

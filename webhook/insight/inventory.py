@@ -32,6 +32,7 @@ from webhook.sources import (
     SourceError,
 )
 from webhook.sources.descriptions import Descriptions
+from webhook.sources.nowait import NeverWaits
 
 NOT_ENROLLED_SOURCE = str(SlugSource.NOT_ENROLLED)
 
@@ -110,7 +111,7 @@ class Inventory:
     datasets: tuple[DatasetListing, ...] = ()
 
 
-class _ListedClock:
+class _ListedClock(NeverWaits):
     """The listings as an enrollment clock: no lookup per slug."""
 
     def __init__(self, name: str, times: Mapping[tuple[Dataset, str], datetime | None]) -> None:
@@ -123,7 +124,7 @@ class _ListedClock:
         return self._times.get((dataset, slug))
 
 
-class _Snapshot:
+class _Snapshot(NeverWaits):
     """An image history read once."""
 
     def __init__(self, name: str, images: Sequence[Image]) -> None:

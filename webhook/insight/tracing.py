@@ -19,12 +19,15 @@ from webhook.core.datasets import Dataset
 from webhook.core.pinning import Image
 from webhook.core.times import format_rfc3339
 from webhook.sources import ConfigHistory, EnrollmentClock, ImageHistory, OverrideSource
+from webhook.sources.nowait import NeverWaits
 
 T = TypeVar("T")
 
 
 @dataclass
-class Answer:
+class TracedCall:
+    """One question a source was asked, what it answered, and how long it took."""
+
     source: str
     question: str
     answer: str
@@ -33,7 +36,7 @@ class Answer:
 
 @dataclass
 class Trace:
-    answers: list[Answer] = field(default_factory=list)
+    answers: list[TracedCall] = field(default_factory=list)
 
     def record(
         self, source: str, question: str, call: Callable[[], T], describe: Callable[[T], str]
@@ -42,9 +45,9 @@ class Trace:
         try:
             result = call()
         except Exception as err:
-            self.answers.append(Answer(source, question, f"FAILED: {err}", _since(started)))
+            self.answers.append(TracedCall(source, question, f"FAILED: {err}", _since(started)))
             raise
-        self.answers.append(Answer(source, question, describe(result), _since(started)))
+        self.answers.append(TracedCall(source, question, describe(result), _since(started)))
         return result
 
 
@@ -67,7 +70,7 @@ def _history(images: Sequence[Image]) -> str:
     return f"{len(images)} images, newest uploaded {format_rfc3339(newest.uploaded)}"
 
 
-class _Enrollments:
+class _Enrollments(NeverWaits):  # wraps a source the resolver already holds as one
     def __init__(self, inner: EnrollmentClock, trace: Trace) -> None:
         self.inner, self.trace, self.name = inner, trace, inner.name
 
@@ -80,7 +83,7 @@ class _Enrollments:
         )  # fmt: skip
 
 
-class _Images:
+class _Images(NeverWaits):  # wraps a source the resolver already holds as one
     def __init__(self, inner: ImageHistory, trace: Trace) -> None:
         self.inner, self.trace, self.name = inner, trace, inner.name
 
@@ -88,7 +91,7 @@ class _Images:
         return self.trace.record(self.name, "image history", self.inner.images, _history)
 
 
-class _Config:
+class _Config(NeverWaits):  # wraps a source the resolver already holds as one
     def __init__(self, inner: ConfigHistory, trace: Trace) -> None:
         self.inner, self.trace, self.name = inner, trace, inner.name
 
@@ -97,7 +100,7 @@ class _Config:
         return self.trace.record(self.name, question, lambda: self.inner.sha_at(when), str)
 
 
-class _Overrides:
+class _Overrides(NeverWaits):  # wraps a source the resolver already holds as one
     def __init__(self, inner: OverrideSource, trace: Trace) -> None:
         self.inner, self.trace, self.name = inner, trace, inner.name
 

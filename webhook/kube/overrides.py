@@ -2,29 +2,27 @@
 
 Argo never copies a Workflow's labels to its pods, so `argo submit -l
 jetstream/pin=latest` only reaches the webhook if it reads the Workflow. Both
-answers are cached for a few seconds: an on-call engineer's change shows up
-quickly, and a burst of pods from one Workflow costs one API call. A Workflow
-or ConfigMap that does not exist means "no override"; any other failure is a
-SourceError and follows the failure policy.
+answers are cached for a few seconds (webhook.sources.cached.CachedOverrides):
+an on-call engineer's change shows up quickly, and a burst of pods from one
+Workflow costs one API call. A Workflow or ConfigMap that does not exist
+means "no override"; any other failure is a SourceError and follows the
+failure policy.
 """
 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from kubernetes import client as k8s
 
 from webhook.config import ConfigMapRef
 from webhook.core.pods import LABEL_PIN
+from webhook.core.times import utc_now
 from webhook.kube.client import is_not_found, source_error
-from webhook.sources import SourceError
-from webhook.sources.cache import TtlCache
-from webhook.sources.nowait import NeverWaits
+from webhook.sources import SlugPins, SourceError
 
 WORKFLOW_GROUP = "argoproj.io"
 WORKFLOW_VERSION = "v1alpha1"
@@ -33,10 +31,11 @@ WORKFLOW_SOURCE = "Kubernetes API (Workflows)"
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
-class KubeOverrides(NeverWaits):
-    """The `OverrideSource` of a cluster; `config_map` None: Workflow labels only.
+class KubeOverrides:
+    """The `OverrideReader` of a cluster; `config_map` None: Workflow labels only.
 
-    It never waits where waiting is forbidden: both of its reads are behind a TtlCache.
+    Every call asks the API server; the wiring puts it behind
+    `webhook.sources.cached.CachedOverrides`, like every other source.
     """
 
     def __init__(
@@ -46,20 +45,12 @@ class KubeOverrides(NeverWaits):
         workflow_labels: bool = True,
         config_map: ConfigMapRef | None = None,
         timeout: float = 1.0,
-        cache_seconds: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        wall: Callable[[], datetime] = utc_now,
     ) -> None:
         self.api = api
         self.workflow_labels = workflow_labels
         self.config_map = config_map
         self.timeout = timeout
-        self._workflows = TtlCache[tuple[str, str], str | None](
-            lambda _: cache_seconds, 4096, clock, name="kubernetes workflows"
-        )
-        self._overrides = TtlCache[str, _Entries](
-            lambda _: cache_seconds, 1, clock, name="overrides configmap"
-        )
         self._wall = wall
         self.config_map_source = (
             f"overrides ConfigMap {config_map.namespace}/{config_map.name}" if config_map else ""
@@ -71,28 +62,13 @@ class KubeOverrides(NeverWaits):
             return None
         if not _NAME.fullmatch(workflow):
             return None  # not a Workflow name; the API server refuses such a label anyway
-        return self._workflows.get((namespace, workflow), lambda: self._read(namespace, workflow))
+        return self._read(namespace, workflow)
 
-    def slug_pin(self, slug: str, fresh_since: datetime | None = None) -> str | None:
-        """The entry for `slug`; with `fresh_since`, as read no earlier than that moment.
-
-        A new Workflow's first decision asks for the ConfigMap as it stood when
-        the Workflow was created, so an override added just before `argo
-        submit` is never missed for the cache's sake.
-        """
+    def slug_pins(self) -> SlugPins:
+        """Every entry of the overrides ConfigMap (none without one), and when it was read."""
         if self.config_map is None:
-            return None
-        usable = None
-        if fresh_since is not None:
-            wanted = min(fresh_since, self._wall())
-            usable = lambda entries: entries.read_at >= wanted  # noqa: E731
-        return self._overrides.get("entries", self._read_overrides, usable).pins.get(slug)
-
-    def pinned_slugs(self) -> Collection[str]:
-        """Every slug with an entry in the ConfigMap (the report matches tables to them)."""
-        if self.config_map is None:
-            return ()
-        return tuple(self._overrides.get("entries", self._read_overrides).pins)
+            return SlugPins({}, self._wall())
+        return self._read_overrides()
 
     def _read(self, namespace: str, workflow: str) -> str | None:
         try:
@@ -114,7 +90,7 @@ class KubeOverrides(NeverWaits):
         value = (labels or {}).get(LABEL_PIN)
         return value if isinstance(value, str) else None
 
-    def _read_overrides(self) -> _Entries:
+    def _read_overrides(self) -> SlugPins:
         ref = self.config_map
         assert ref is not None
         read_at = self._wall()
@@ -124,15 +100,7 @@ class KubeOverrides(NeverWaits):
             )
         except Exception as err:
             if is_not_found(err):
-                return _Entries({}, read_at)
+                return SlugPins({}, read_at)
             raise source_error(self.config_map_source, self.api, err, self.timeout) from None
         data = found.data or {}
-        return _Entries({str(slug): str(pin).strip() for slug, pin in data.items()}, read_at)
-
-
-@dataclass(frozen=True)
-class _Entries:
-    """The ConfigMap's entries and when the read that found them began."""
-
-    pins: Mapping[str, str]
-    read_at: datetime
+        return SlugPins({str(slug): str(pin).strip() for slug, pin in data.items()}, read_at)

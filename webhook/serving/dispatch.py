@@ -103,10 +103,11 @@ class Dispatch:
     def review_on_loop(self, request: Request, _saturated_for: float = 0.0) -> HttpReply | None:
         """The answer if the caches give it without waiting; None: an admission thread decides.
 
-        Only when every source can refuse to wait (webhook.sources.nowait), and only
-        for a review up to `loop_review_max_bytes`: a larger one would hold the loop.
+        Every source can refuse to wait (the resolver admits no other, see
+        webhook.sources.nowait). Only for a review up to `loop_review_max_bytes`: a
+        larger one would hold the loop.
         """
-        if not self.admitter.resolver.never_waits or len(request.body) > self.loop_review_max_bytes:
+        if len(request.body) > self.loop_review_max_bytes:
             return None
         try:
             return json_reply(*without_waiting(lambda: self._mutate(request)))

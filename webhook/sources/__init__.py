@@ -132,6 +132,27 @@ class OverrideSource(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SlugPins:
+    """Every slug entry of an override store, and when the read that found them began."""
+
+    pins: Mapping[str, str]
+    read_at: datetime
+
+
+class OverrideReader(Protocol):
+    """An override store read as it stands, every call (sources.cached.CachedOverrides caches it).
+
+    One read gives every slug entry, so a burst of experiments costs one call.
+    """
+
+    name: str
+
+    def workflow_pin(self, namespace: str, workflow: str) -> str | None: ...
+
+    def slug_pins(self) -> SlugPins: ...
+
+
 @runtime_checkable
 class OverrideLister(Protocol):
     """Optional extra of an override source: every slug that has an entry.

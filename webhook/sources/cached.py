@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -31,6 +32,8 @@ from webhook.sources import (
     EnrollmentClock,
     ExperimentLister,
     ImageHistory,
+    OverrideReader,
+    SlugPins,
     WorkflowState,
 )
 from webhook.sources.cache import Refreshing, TtlCache
@@ -315,3 +318,47 @@ class CachedWorkflows(NeverWaits):
                 f"annotation {key} of Workflow {state.namespace}/{state.name} is not a "
                 f"decision jetstream-pin can read ({err}); remove it to decide again"
             ) from None
+
+
+class CachedOverrides(NeverWaits):
+    """An override store's answers for `cache_seconds`: Workflow labels, and the slug entries.
+
+    The slug entries are read all at once (one ConfigMap read serves every
+    experiment). A new Workflow's first decision asks for them as they stood
+    when the Workflow was created (`fresh_since`), so an override added just
+    before `argo submit` is never missed for the cache's sake.
+    """
+
+    def __init__(
+        self,
+        reader: OverrideReader,
+        cache_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.reader = reader
+        self.name = reader.name
+        self._workflows = TtlCache[tuple[str, str], str | None](
+            lambda _: cache_seconds, 4096, clock, name="kubernetes workflows"
+        )
+        self._slugs = TtlCache[str, SlugPins](
+            lambda _: cache_seconds, 1, clock, name="overrides configmap"
+        )
+        self._wall = wall
+
+    def workflow_pin(self, namespace: str, workflow: str) -> str | None:
+        return self._workflows.get(
+            (namespace, workflow), lambda: self.reader.workflow_pin(namespace, workflow)
+        )
+
+    def slug_pin(self, slug: str, fresh_since: datetime | None = None) -> str | None:
+        """The entry for `slug`; with `fresh_since`, as read no earlier than that moment."""
+        usable = None
+        if fresh_since is not None:
+            wanted = min(fresh_since, self._wall())
+            usable = lambda entries: entries.read_at >= wanted  # noqa: E731
+        return self._slugs.get("entries", self.reader.slug_pins, usable).pins.get(slug)
+
+    def pinned_slugs(self) -> Collection[str]:
+        """Every slug with an entry (the report matches tables to them)."""
+        return tuple(self._slugs.get("entries", self.reader.slug_pins).pins)
