@@ -115,11 +115,9 @@ class Admitter:
             facts = read_pod(
                 request.object, self.resolver.repositories, request.namespace, self.limits
             )
-            if facts.slug is None or not facts.targets:
-                return Result(allowed(request.uid), Outcome.PASS_THROUGH, facts)
-            command = unpinned_command(facts, self.pinned_commands)
-            if command is not None:
-                return self._not_pinned(request, facts, command)
+            settled = self._settled_without_lookup(request, facts)
+            if settled is not None:
+                return settled
             return self._pin(request, facts, time.monotonic() if arrived is None else arrived)
         except Refusal as err:
             return self._refuse(request, facts, err)
@@ -146,15 +144,25 @@ class Admitter:
             facts = read_pod(
                 request.object, self.resolver.repositories, request.namespace, self.limits
             )
-            if facts.slug is None or not facts.targets:
-                return Result(allowed(request.uid), Outcome.PASS_THROUGH, facts)
-            command = unpinned_command(facts, self.pinned_commands)
-            if command is not None:
-                return self._not_pinned(request, facts, command)
+            settled = self._settled_without_lookup(request, facts)
+            if settled is not None:
+                return settled
         except Refusal as err:
             return self._refuse(request, facts, err)
         cause = f"every admission thread was busy: not started within {waited:.1f}s"
-        return self._failed(request, facts, LookupFailed(facts.slug, SourceError(NAME, cause)))
+        return self._failed(
+            request, facts, LookupFailed(facts.slug or "?", SourceError(NAME, cause))
+        )
+
+    def _settled_without_lookup(self, request: AdmissionRequest, facts: PodFacts) -> Result | None:
+        """The answer for a pod that needs no decision (not Jetstream's, or a command
+        that is not pinned); None for one that does."""
+        if facts.slug is None or not facts.targets:
+            return Result(allowed(request.uid), Outcome.PASS_THROUGH, facts)
+        command = unpinned_command(facts, self.pinned_commands)
+        if command is not None:
+            return self._not_pinned(request, facts, command)
+        return None
 
     def _not_pinned(self, request: AdmissionRequest, facts: PodFacts, command: str) -> Result:
         """A command Jetstream runs on the newest image by design: unchanged but for the reason."""
