@@ -79,6 +79,7 @@ class Dispatch:
         self._paths = {(listener, path) for listener, _, path in self.table}
 
     def route(self, request: Request) -> Route:
+        """The table's route; else the admin pages (admin port), else a JSON 405 or 404."""
         head = request.head
         found = self.table.get((request.listener, head.method, head.path))
         if found is not None:
@@ -87,7 +88,7 @@ class Dispatch:
             return Route(in_thread=self.admin_page)
         if (request.listener, head.path) in self._paths:
             return Route(on_loop=lambda _r, _s: error_reply(405, "method not allowed"))
-        return Route(on_loop=lambda _r, _s: error_reply(404, f"no page at {head.path[:100]}"))
+        return Route(on_loop=lambda _r, _s: error_reply(404, "not found"))
 
     def live(self, _request: Request, _saturated_for: float) -> HttpReply:
         return status_line(200), JSON, b'{"status": "ok"}'
