@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _checkout(spec: str) -> tuple[str, Path]:
     name, sep, directory = spec.partition("=")
     root = Path(directory).resolve()
-    if not sep or not name or not (root / "webhook" / "front.py").is_file():
+    if not sep or not name or not (root / "webhook" / "__init__.py").is_file():
         raise SystemExit(f"--against {spec!r}: give NAME=DIR, DIR a checkout of this project")
     return name, root
 
