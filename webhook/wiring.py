@@ -1,4 +1,4 @@
-"""From a validated Config to running objects: sources, resolver, admitter, app.
+"""From a validated Config to running objects: sources, caches, resolver, admitter, dispatch.
 
 The one place that knows which class implements which `type:` of source.
 Everything it builds is checked here, at start, so a bad source fails the

@@ -1,8 +1,10 @@
 """The three questions the webhook asks the outside world, each behind a small interface.
 
 Implementations live in the sibling modules (static file, BigQuery, registries,
-GitHub, git). The resolver only ever sees these protocols, so unit tests hand
-it fakes and production hands it cached network clients.
+GitHub, git, and the Kubernetes API in webhook.kube). The resolver only ever
+sees these protocols, and only sources that never wait (webhook.sources.nowait):
+production hands it the caches of webhook.sources.cached over the network
+clients, unit tests hand it fakes that answer from memory.
 """
 
 from __future__ import annotations
