@@ -12,13 +12,14 @@ import contextlib
 import io
 import json
 import logging
+import logging.handlers
 import os
-import queue
 import sys
-import threading
 import time
 import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
+from queue import Full, Queue
 from typing import Any, Protocol
 
 import orjson
@@ -111,14 +112,13 @@ def _line_end(data: memoryview, start: int) -> int:
     return len(data) if cut < 0 else cut + 1
 
 
-class BatchingHandler(logging.Handler):
-    """Hands records to one writer thread that formats and writes them in batches.
+class BatchingHandler(logging.handlers.QueueHandler):
+    """The caller's side: appends the record to a bounded queue; a `BatchWriter` writes it.
 
     With a plain StreamHandler, request threads queue on the handler's lock
     behind every write (a quarter of a worker's time under load, measured with
-    py-spy); with one wake-up of a writer thread per record, they pay a thread
-    switch each. Here a request thread only appends the record; the writer
-    wakes at most every `BATCH_SECONDS` and writes everything pending at once.
+    py-spy). Here a request thread only appends the record: it is not even
+    formatted (`prepare` hands it on as it is), the writer thread does that.
 
     The queue is bounded: when the output stalls (a full pipe nobody reads),
     new lines are dropped and counted (`jetstream_pin_log_lines_dropped_total`)
@@ -129,62 +129,124 @@ class BatchingHandler(logging.Handler):
     of its own; the parent's pending lines stay the parent's to write.
     """
 
+    queue: Queue[Any]  # records, and the writer's stop sentinel
+
     def __init__(
         self, stream: Output, formatter: logging.Formatter, max_pending: int = MAX_PENDING
     ) -> None:
-        super().__init__()
+        super().__init__(Queue(max_pending))
         self.stream = stream
         self.setFormatter(formatter)
         self.dropped = 0
         self.closed = False
-        self._max_pending = max_pending
         self._start_writer()
         _FORK_SAFE.add(self)
 
     def _start_writer(self) -> None:
-        self._records: queue.Queue[logging.LogRecord | None] = queue.Queue(self._max_pending)
-        self._writer = threading.Thread(target=self._write_forever, name="logs", daemon=True)
+        assert self.formatter is not None
+        self._writer = BatchWriter(self.queue, Batch(self.stream, self._lost), self.formatter)
         self._writer.start()
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def _restart_after_fork(self) -> None:
+        """The child's own queue and writer: the parent's writer may hold the parent's queue."""
+        self.queue = Queue(self.queue.maxsize)
+        self._start_writer()
+
+    def _lost(self, lines: int) -> None:
+        self.dropped += lines
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record  # formatted by the writer thread, not the caller
+
+    def enqueue(self, record: logging.LogRecord) -> None:
         try:
-            self._records.put_nowait(record)
-        except queue.Full:
+            self.queue.put_nowait(record)
+        except Full:
             self.dropped += 1
             metrics.LOG_LINES_DROPPED.labels(record.name).inc()
 
     def close(self) -> None:
         """Write what is pending, then stop the writer (if the output still moves)."""
         self.closed = True
-        if self._writer.is_alive():
-            with contextlib.suppress(queue.Full):
-                self._records.put(None, timeout=5)
-            self._writer.join(timeout=5)
+        self._writer.stop()
         super().close()
 
-    def _write_forever(self) -> None:
-        while True:
-            batch = [self._records.get()]
+
+class BatchWriter(logging.handlers.QueueListener):
+    """The writer thread: wakes at most every `BATCH_SECONDS` and writes what is pending at once.
+
+    With one wake-up per record, request threads would pay a thread switch
+    each. Instead, after the first record of a batch the writer waits
+    `BATCH_SECONDS`, takes that record and everything queued meanwhile, and
+    writes their lines in one write (`Batch.send`, when the next batch starts
+    or the writer stops). `dequeue` also returns QueueListener's sentinel
+    (None), which ends the thread.
+    """
+
+    queue: Queue[Any]
+
+    def __init__(self, records: Queue[Any], batch: Batch, formatter: logging.Formatter) -> None:
+        self.batch = batch
+        lines = logging.StreamHandler(batch)
+        lines.setFormatter(formatter)
+        super().__init__(records, lines)
+        self._left = 0  # records of the current batch still to take
+
+    def start(self) -> None:
+        super().start()
+        assert self._thread is not None
+        self._thread.name = "logs"
+
+    def dequeue(self, block: bool) -> logging.LogRecord:
+        if self._left == 0:
+            self.batch.send()
+            first: logging.LogRecord = self.queue.get(block)
             time.sleep(BATCH_SECONDS)
-            while True:
-                try:
-                    batch.append(self._records.get_nowait())
-                except queue.Empty:
-                    break
-            lines = []
-            for record in batch:
-                if record is not None:
-                    try:
-                        lines.append(self.format(record) + "\n")
-                    except Exception:
-                        self.handleError(record)
-            try:
-                self.stream.write("".join(lines))
-                self.stream.flush()
-            except OSError:  # the output is gone (EPIPE): nothing left to tell
-                self.dropped += len(lines)
-            if None in batch:
-                return
+            self._left = self.queue.qsize()
+            return first
+        self._left -= 1
+        record: logging.LogRecord = self.queue.get(block)
+        return record
+
+    def stop(self) -> None:
+        """Bounded waits: a writer stuck on a stalled output is left behind, not joined."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return
+        with contextlib.suppress(Full):
+            self.queue.put(None, timeout=5)  # QueueListener's sentinel: the thread ends
+        thread.join(timeout=5)
+        if not thread.is_alive():
+            self.batch.send()  # the lines taken before the sentinel
+        self._thread = None
+
+
+class Batch:
+    """The lines of one batch, kept until `send` writes them in one write.
+
+    `lost` is told how many lines a write that failed took with it.
+    """
+
+    def __init__(self, stream: Output, lost: Callable[[int], None]) -> None:
+        self.stream = stream
+        self.lost = lost
+        self.lines: list[str] = []
+
+    def write(self, line: str) -> None:
+        self.lines.append(line)
+
+    def flush(self) -> None:
+        return None  # the StreamHandler's flush after each line: `send` writes the batch
+
+    def send(self) -> None:
+        if not self.lines:
+            return
+        lines, self.lines = self.lines, []
+        try:
+            self.stream.write("".join(lines))
+            self.stream.flush()
+        except OSError:  # the output is gone (EPIPE): nothing left to tell
+            self.lost(len(lines))
 
 
 _FORK_SAFE: weakref.WeakSet[BatchingHandler] = weakref.WeakSet()
@@ -193,7 +255,7 @@ _FORK_SAFE: weakref.WeakSet[BatchingHandler] = weakref.WeakSet()
 def _writers_after_fork() -> None:
     for handler in list(_FORK_SAFE):
         if not handler.closed:
-            handler._start_writer()
+            handler._restart_after_fork()
 
 
 os.register_at_fork(after_in_child=_writers_after_fork)
