@@ -3,7 +3,7 @@
 Pure SVG, no script. Horizontal positions are percentages of the drawing's
 width and vertical ones are pixels, so the same markup fills a 1280 px screen
 or a phone without scaling the text down to nothing. `draw_timeline` does the
-layout (scales, rows, lanes, colours) and returns a `Drawing`; the template
+layout (scale, ticks, label rows, lanes) and returns a `Drawing`; the template
 `templates/timeline.svg` only writes it out, escaping every piece of listed
 text (slugs, tags) on the way.
 """
@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 
 from webhook.core.pinning import Image
 from webhook.insight.inventory import Placement
-from webhook.insight.rendering import TEMPLATES
 from webhook.insight.report import RepositoryReport, enrolled_text, short_digest, short_time
 
 PALETTE = (
@@ -217,17 +216,6 @@ class Drawing:
     def point_label_x(self) -> float:
         """Phones: a point's label at its row's left edge, where a long slug has the width."""
         return PLOT_LEFT
-
-
-def render_timeline(
-    repo: RepositoryReport,
-    palette: Mapping[str, str],
-    unresolved: Sequence[Placement] = (),
-    now: datetime | None = None,
-) -> str:
-    return TEMPLATES.get_template("timeline.svg").render(
-        drawing=draw_timeline(repo, palette, unresolved, now)
-    )
 
 
 def draw_timeline(
