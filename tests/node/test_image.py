@@ -38,3 +38,21 @@ def test_the_image_has_git_and_answers(node_cluster: NodeCluster) -> None:
     assert helped.returncode == 0, helped.stderr
     assert "serve" in helped.stdout
     assert "explain" in helped.stdout
+
+
+def test_the_image_ships_the_status_page_templates(node_cluster: NodeCluster) -> None:
+    """The templates and stylesheet are package data: installed from the wheel, not the tree."""
+    [pod, *_] = webhook_pods(node_cluster)
+    rendered = exec_in(
+        node_cluster, pod["metadata"]["name"], "python", "-c",
+        "from webhook.insight.rendering import TEMPLATES\n"
+        "from webhook.insight.status_page import STYLE\n"
+        "print(TEMPLATES.get_template('status.html').filename)\n"
+        "print(TEMPLATES.get_template('timeline.svg').filename)\n"
+        "print(len(STYLE))",
+    )  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    status, timeline, style = rendered.stdout.split()
+    assert status.startswith("/usr/local/lib/python3.11/site-packages/webhook/"), status
+    assert timeline.endswith("/webhook/insight/templates/timeline.svg"), timeline
+    assert int(style) > 1000

@@ -116,11 +116,32 @@ def test_a_stalled_output_drops_lines_instead_of_growing() -> None:
         # Kept: the writer's first record and one batch (each at most the queue's 50),
         # plus the 50 queued behind them; everything else was dropped and counted.
         assert handler.dropped >= 1000 - 1 - 50 - 50
-        assert handler._records.qsize() <= 50
+        assert handler.queue.qsize() <= 50
     finally:
         stream.release.set()
         logger.removeHandler(handler)
         handler.close()
+
+
+class GoneStream(io.StringIO):
+    """An output whose reader has gone: every write fails with EPIPE."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_lines_an_output_refuses_are_counted_as_dropped() -> None:
+    handler = BatchingHandler(GoneStream(), JsonFormatter())
+    logger = logging.getLogger("test.gone")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for n in range(20):
+            logger.warning("line %d", n)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert handler.dropped == 20
 
 
 def test_fields_orjson_cannot_write_still_make_one_json_line() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
 from webhook.sources.headers import (
     Challenge,
@@ -83,4 +84,8 @@ BASE = "https://registry.example.com/v2/a/b/tags/list?n=2"
     ],
 )  # fmt: skip
 def test_next_link(header: str | None, expected: str | None) -> None:
-    assert next_link(header, BASE) == expected
+    response = requests.Response()
+    response.url = BASE
+    if header is not None:
+        response.headers["Link"] = header
+    assert next_link(response) == expected

@@ -9,8 +9,9 @@ import pytest
 from tests.builders import EXAMPLES, image
 from tests.dom import Document, parse
 from webhook.config import load_config
+from webhook.insight.rendering import TEMPLATES
 from webhook.insight.report import build_report
-from webhook.insight.timeline import PALETTE, colours, release_name, render_timeline
+from webhook.insight.timeline import PALETTE, colours, draw_timeline, release_name
 from webhook.wiring import Wiring
 
 
@@ -18,8 +19,8 @@ from webhook.wiring import Wiring
 def drawing() -> Document:
     report = build_report(Wiring(load_config(EXAMPLES / "config.yaml")).inventory())
     (repo,) = report.repositories
-    svg = render_timeline(repo, colours([v.image for v in repo.versions]), report.unresolved)
-    return parse(svg)
+    drawing = draw_timeline(repo, colours([v.image for v in repo.versions]), report.unresolved)
+    return parse(TEMPLATES.get_template("timeline.svg").render(drawing=drawing))
 
 
 def _x(value: str) -> float:

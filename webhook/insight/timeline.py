@@ -1,9 +1,11 @@
 """The status page's picture: releases on a time axis, experiments at their enrollment time.
 
-Pure SVG text, no script. Horizontal positions are percentages of the
-drawing's width and vertical ones are pixels, so the same markup fills a
-1280 px screen or a phone without scaling the text down to nothing.
-Every piece of listed text (slugs, tags) is escaped here.
+Pure SVG, no script. Horizontal positions are percentages of the drawing's
+width and vertical ones are pixels, so the same markup fills a 1280 px screen
+or a phone without scaling the text down to nothing. `draw_timeline` does the
+layout (scale, ticks, label rows, lanes) and returns a `Drawing`; the template
+`templates/timeline.svg` only writes it out, escaping every piece of listed
+text (slugs, tags) on the way.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import calendar
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from html import escape
 
 from webhook.core.pinning import Image
 from webhook.insight.inventory import Placement
@@ -117,20 +118,112 @@ def _ticks(scale: _Scale) -> list[tuple[datetime, str]]:
     return ticks
 
 
-def _pct(value: float) -> str:
-    return f"{value:.2f}%"
+# Offsets of the marks around the axis and the points, in pixels.
+TICK_LENGTH = 5
+TICK_LABEL_BELOW = 18
+RELEASE_MARK = 7
+POINT_LABEL_ABOVE = 10
+POINT_LABEL_GAP = 6
+LABEL_RIGHT_HALF = 55.0  # points right of this (percent) end their label at the point
 
 
-def _attr(text: str) -> str:
-    return escape(text, quote=True)
+@dataclass(frozen=True)
+class Tick:
+    x: float
+    text: str
 
 
-def render_timeline(
+@dataclass(frozen=True)
+class Release:
+    """An image: a line from its label down to the axis, a mark on the axis, its label."""
+
+    digest: str
+    x: float
+    colour: str
+    title: str
+    breaking: bool
+    name: str
+    label_y: int | None  # None: no room for the label (the legend names the release)
+
+
+@dataclass(frozen=True)
+class Point:
+    """An experiment: a dot at its enrollment time and a line to the release it runs."""
+
+    slug: str
+    title: str
+    x: float
+    y: int
+    classes: str
+    fill: str
+    stroke: str
+    stroke_width: str
+    colour: str
+    release_x: float | None  # where its connector ends; None: no connector
+    name: str | None  # its label; None when the points are packed without labels
+    name_dx: int = 0
+    name_anchor: str = "start"
+
+    @property
+    def name_y(self) -> int:
+        return self.y - POINT_LABEL_ABOVE
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """Everything `templates/timeline.svg` writes, laid out."""
+
+    description: str
+    height: int
+    top: int  # below the release labels: where the release lines start
+    axis: int
+    left: float
+    right: float
+    ticks: list[Tick]
+    releases: list[Release]
+    points: list[Point]  # enrolled, at their enrollment time
+    pending: list[Point]  # not enrolled: in a column right of the plot
+
+    @property
+    def release_top(self) -> int:
+        return self.top - 2
+
+    @property
+    def tick_bottom(self) -> int:
+        return self.axis + TICK_LENGTH
+
+    @property
+    def tick_label_y(self) -> int:
+        return self.axis + TICK_LABEL_BELOW
+
+    @property
+    def mark_top(self) -> int:
+        return self.axis - RELEASE_MARK
+
+    @property
+    def mark_bottom(self) -> int:
+        return self.axis + RELEASE_MARK
+
+    @property
+    def pending_label_x(self) -> float:
+        return PLOT_RIGHT_ALONE + 2
+
+    @property
+    def pending_label_y(self) -> int:
+        return self.top + 6
+
+    @property
+    def point_label_x(self) -> float:
+        """Phones: a point's label at its row's left edge, where a long slug has the width."""
+        return PLOT_LEFT
+
+
+def draw_timeline(
     repo: RepositoryReport,
     palette: Mapping[str, str],
     unresolved: Sequence[Placement] = (),
     now: datetime | None = None,
-) -> str:
+) -> Drawing:
     versions = [v.image for v in repo.versions]
     placed = [(p, v.image) for v in repo.versions for p in v.experiments]
     dated = [(p, image) for p, image in placed if p.enrolled_at is not None]
@@ -171,37 +264,29 @@ def render_timeline(
         return first_lane + lane * lane_height + lane_height // 2 + (5 if labelled else 0)
 
     axis = first_lane + lane_count * lane_height + 10
-    height = axis + AXIS_SPACE
-
-    parts = [
-        f'<svg class="timeline" width="100%" height="{height}" role="img" '
-        f'aria-label="{_attr(f"Releases and experiments of {repo.repository}")}" '
-        'xmlns="http://www.w3.org/2000/svg">',
-        f'<line class="axis" x1="{_pct(scale.left)}" x2="{_pct(scale.right)}" '
-        f'y1="{axis}" y2="{axis}"/>',
-    ]
-    for moment, text in _ticks(scale):
-        tick = _pct(scale.x(moment))
-        parts.append(
-            f'<line class="tick" x1="{tick}" x2="{tick}" y1="{axis}" y2="{axis + 5}"/>'
-            f'<text class="tick-label" x="{tick}" y="{axis + 18}" text-anchor="middle">'
-            f"{text}</text>"
-        )
-    for release, row in zip(releases, label_rows, strict=True):
-        parts.append(_release(release, row, scale, palette, repo.breaking_tag, top, axis))
-    for (placement, runs, moment), lane in zip(points, lanes, strict=True):
-        at = scale.x(moment)
-        parts.append(_point(placement, runs, at, lane_y(lane), scale, palette, labelled))
-    if pending:
-        parts.append(
-            f'<text class="pending-label" x="{_pct(PLOT_RIGHT_ALONE + 2)}" y="{top + 6}" '
-            'text-anchor="end">not enrolled</text>'
-        )
-        for waiting, lane in zip(pending, pending_lanes, strict=True):
-            runs = _image_of(waiting, repo)
-            parts.append(_point(waiting, runs, PENDING_X, lane_y(lane), None, palette, labelled))
-    parts.append("</svg>")
-    return "".join(parts)
+    return Drawing(
+        description=f"Releases and experiments of {repo.repository}",
+        height=axis + AXIS_SPACE,
+        top=top,
+        axis=axis,
+        left=scale.left,
+        right=scale.right,
+        ticks=[Tick(scale.x(moment), text) for moment, text in _ticks(scale)],
+        releases=[
+            _release(release, row, scale, palette, repo.breaking_tag)
+            for release, row in zip(releases, label_rows, strict=True)
+        ],
+        points=[
+            _point(placement, runs, scale.x(moment), lane_y(lane), scale, palette, labelled)
+            for (placement, runs, moment), lane in zip(points, lanes, strict=True)
+        ],
+        pending=[
+            _point(
+                waiting, _image_of(waiting, repo), PENDING_X, lane_y(lane), None, palette, labelled
+            )
+            for waiting, lane in zip(pending, pending_lanes, strict=True)
+        ],
+    )
 
 
 def _label_rows(releases: Sequence[Image], scale: _Scale) -> list[int | None]:
@@ -225,32 +310,18 @@ def _release(
     scale: _Scale,
     palette: Mapping[str, str],
     breaking_tag: str | None,
-    top: int,
-    axis: int,
-) -> str:
-    x = _pct(scale.x(image.uploaded))
-    colour = palette.get(image.digest, UNRESOLVED_COLOUR)
+) -> Release:
     breaking = bool(breaking_tag) and breaking_tag in image.tags
     tags = ", ".join(sorted(image.tags)) or "no tags"
-    title = f"{short_digest(image.digest)} uploaded {short_time(image.uploaded)} ({tags})"
-    kind = "release breaking" if breaking else "release"
-    out = [
-        f'<g class="{kind}" data-digest="{_attr(image.digest)}">',
-        f"<title>{_attr(title)}</title>",
-        f'<line class="release-line" x1="{x}" x2="{x}" y1="{top - 2}" y2="{axis}" '
-        f'stroke="{colour}"/>',
-        f'<line class="release-mark" x1="{x}" x2="{x}" y1="{axis - 7}" y2="{axis + 7}" '
-        f'stroke="{colour}"/>',
-    ]
-    if row is not None:
-        y = (row + 1) * LABEL_ROW - 3
-        name = release_name(image) + (" ⚑" if breaking else "")
-        out.append(
-            f'<text class="release-label" x="{x}" y="{y}" text-anchor="middle" '
-            f'fill="{colour}">{_attr(name)}</text>'
-        )
-    out.append("</g>")
-    return "".join(out)
+    return Release(
+        digest=image.digest,
+        x=scale.x(image.uploaded),
+        colour=palette.get(image.digest, UNRESOLVED_COLOUR),
+        title=f"{short_digest(image.digest)} uploaded {short_time(image.uploaded)} ({tags})",
+        breaking=breaking,
+        name=release_name(image) + (" ⚑" if breaking else ""),
+        label_y=None if row is None else (row + 1) * LABEL_ROW - 3,
+    )
 
 
 def _point(
@@ -261,7 +332,7 @@ def _point(
     scale: _Scale | None,
     palette: Mapping[str, str],
     labelled: bool,
-) -> str:
+) -> Point:
     colour = palette.get(image.digest, UNRESOLVED_COLOUR) if image else UNRESOLVED_COLOUR
     runs = f"runs {release_name(image)} ({short_digest(image.digest)})" if image else ""
     why = str(placement.decision.reason) if placement.decision else placement.error
@@ -269,42 +340,32 @@ def _point(
         f"{placement.dataset}" if placement.slug is not None else f"table in {placement.dataset}"
     )
     title = f"{placement.label}\n{where}\nenrolled {enrolled_text(placement)}\n{runs}\n{why}"
-    out = ['<g class="point">']
-    if scale is not None and image is not None:
-        target = _pct(scale.x(image.uploaded))
-        out.append(
-            f'<line class="connector" x1="{_pct(x)}" x2="{target}" y1="{y}" y2="{y}" '
-            f'stroke="{colour}"/>'
-        )
-    kind = "experiment"
-    paint = f'fill="{colour}" stroke="#fff" stroke-width="1.5"'
+    classes, fill, stroke, stroke_width = "experiment", colour, "#fff", "1.5"
     if image is None:
-        kind += " unresolved"
-        paint = f'fill="#fff" stroke="{UNRESOLVED_COLOUR}" stroke-width="2"'
+        classes, fill, stroke, stroke_width = "experiment unresolved", "#fff", colour, "2"
     elif placement.enrolled_at is None:
-        kind += " pending"
-        paint = f'fill="#fff" stroke="{colour}" stroke-width="2.5"'
-    out.append(
-        f'<circle class="{kind}" cx="{_pct(x)}" cy="{y}" r="{RADIUS}" {paint} '
-        f'data-slug="{_attr(placement.label)}">'
-        f"<title>{_attr(title.strip())}</title></circle>"
-    )
+        classes, fill, stroke, stroke_width = "experiment pending", "#fff", colour, "2.5"
+    name = None
     if labelled:
         name = placement.label
         if len(name) > LABEL_CHARS:
             name = name[: LABEL_CHARS - 1] + "…"
-        right = x > 55.0
-        # Wide screens: next to the point. Phones: at the row's left edge, where a long
-        # slug has the whole width (CSS shows one of the two).
-        out.append(
-            f'<text class="point-label wide" x="{_pct(x)}" y="{y - 10}" '
-            f'dx="{6 if right else -6}" text-anchor="{"end" if right else "start"}">'
-            f"{_attr(name)}</text>"
-            f'<text class="point-label narrow" x="{_pct(PLOT_LEFT)}" y="{y - 10}">'
-            f"{_attr(name)}</text>"
-        )
-    out.append("</g>")
-    return "".join(out)
+    right = x > LABEL_RIGHT_HALF
+    return Point(
+        slug=placement.label,
+        title=title.strip(),
+        x=x,
+        y=y,
+        classes=classes,
+        fill=fill,
+        stroke=stroke,
+        stroke_width=stroke_width,
+        colour=colour,
+        release_x=scale.x(image.uploaded) if scale is not None and image is not None else None,
+        name=name,
+        name_dx=POINT_LABEL_GAP if right else -POINT_LABEL_GAP,
+        name_anchor="end" if right else "start",
+    )
 
 
 def _image_of(placement: Placement, repo: RepositoryReport) -> Image | None:

@@ -1,10 +1,13 @@
 """The two HTTP headers the Registry v2 protocol leans on: `WWW-Authenticate` and `Link`.
 
 Registries in the wild format both loosely (scheme in any case, parameters in
-any order, quoted or not, extra spaces, several challenges in one header), so
-the parsers accept everything RFC 9110 and RFC 8288 allow and ignore what they
-cannot read instead of failing: an unreadable header means "no challenge" or
-"no next page", and the caller reports what that leads to.
+any order, quoted or not, extra spaces, several challenges in one header).
+The `WWW-Authenticate` parser accepts everything RFC 9110 allows and ignores
+what it cannot read instead of failing: an unreadable header means "no
+challenge". `Link` is split into its links by `requests` (`Response.links`),
+which reads the forms registries send (relative or absolute targets, several
+links, `rel` quoted or bare); an unreadable one means "no next page". Either
+way the caller reports what that leads to.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
+
+import requests
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _SPACE = re.compile(r"[ \t]*")
@@ -97,20 +102,15 @@ def wants_basic(header: str | None) -> bool:
     return any(c.scheme == "basic" for c in parse_challenges(header))
 
 
-_LINK = re.compile(r"<(?P<target>[^>]*)>(?P<params>[^<]*)")
-_REL = re.compile(r";\s*rel\s*=\s*(?:\"(?P<quoted>[^\"]*)\"|(?P<bare>[^;,\s]+))", re.IGNORECASE)
+def next_link(response: requests.Response) -> str | None:
+    """The `rel="next"` target of the response's `Link` header, resolved against its URL.
 
-
-def next_link(header: str | None, current_url: str) -> str | None:
-    """The `rel="next"` target of a `Link` header, resolved against the page it came with."""
-    if not header:
-        return None
-    for match in _LINK.finditer(header):
-        rel = _REL.search(match.group("params"))
-        if rel is None:
-            continue
-        relations = (rel.group("quoted") or rel.group("bare") or "").lower().split()
-        if "next" in relations:
-            target = match.group("target").strip()
-            return urljoin(current_url, target) if target else None
+    `requests` splits the header into its links (`Response.links`); a `rel`
+    may be spelt in capitals or list several relations (`rel="last next"`).
+    """
+    for link in response.links.values():
+        params = {name.lower(): value for name, value in link.items()}
+        if "next" in params.get("rel", "").lower().split():
+            target = params.get("url", "")
+            return urljoin(response.url, target) if target else None
     return None

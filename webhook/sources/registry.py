@@ -140,7 +140,7 @@ class RegistryClient:
             seen.add(url)
             response = self.get(url, "application/json", params)
             yield self.checked(mapping, self._json(response), "tags/list")
-            url = next_link(response.headers.get("Link"), response.url or url)
+            url = next_link(response)
             params = None
 
     def manifest(self, reference: str) -> Manifest:
