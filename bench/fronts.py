@@ -35,8 +35,8 @@ from gunicorn.app.base import BaseApplication
 
 from bench.noop import noop_app
 from bench.run import Result, run_wrk, write_bodies
-from tests.builders import argo_pod, fixture_review, review_of
-from tests.servers import Server, example_config, running_server
+from harness.builders import argo_pod, fixture_review, review_of
+from harness.servers import Server, example_config, running_server
 from webhook.config import Config, load_config
 from webhook.serving.server import RuntimeState, address
 

@@ -28,11 +28,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from tests.controlplane.client import create_pod
-from tests.controlplane.nodecluster import STREAM_NAMESPACE, NodeCluster
-from tests.controlplane.plane import STATE_FILE
-from tests.controlplane.registration import RELEASE_NAMESPACE
-from tests.node.load import is_pinned, stream_pod
+from harness.controlplane.client import create_pod
+from harness.controlplane.nodecluster import STREAM_NAMESPACE, NodeCluster
+from harness.controlplane.plane import STATE_FILE
+from harness.controlplane.registration import RELEASE_NAMESPACE
+from harness.podstream import is_pinned, stream_pod
 from webhook import certs
 
 NOOP = "jetstream-pin-noop"

@@ -47,11 +47,11 @@ from bench.paired import (
     ratio_table,
     servers,
 )
-from tests.artifactregistry_standin import SimpleArtifactRegistry, listings
-from tests.bigquery_standin import FakeBigQuery, running_bigquery
-from tests.builders import argo_pod, fixture_review, review_of
-from tests.servers import Server, remote_config, running_server
-from tests.standins import StandIn, serving
+from harness.builders import argo_pod, fixture_review, review_of
+from harness.servers import Server, remote_config, running_server
+from harness.standins.artifactregistry import ArtifactRegistryStandIn, listings
+from harness.standins.base import StandInServer, serving
+from harness.standins.bigquery import BigQueryStandIn, running_bigquery
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = ["01-create-emissary-v3.6.json", "02-create-label-slug-v3.5.json"]
@@ -158,9 +158,11 @@ def worker_rss_kib(master: int) -> list[int]:
 
 
 @contextmanager
-def backends(tables: int) -> Iterator[tuple[FakeBigQuery, SimpleArtifactRegistry, StandIn]]:
-    registry = SimpleArtifactRegistry()
-    fake = FakeBigQuery()
+def backends(
+    tables: int,
+) -> Iterator[tuple[BigQueryStandIn, ArtifactRegistryStandIn, StandInServer]]:
+    registry = ArtifactRegistryStandIn()
+    fake = BigQueryStandIn()
     base = datetime(2023, 2, 1, tzinfo=UTC)
     for n in range(tables):
         fake.add(f"enrollments_bench_{n}", base + timedelta(hours=13 * n % 20000))

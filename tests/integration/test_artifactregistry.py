@@ -16,11 +16,11 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.builders import digest, utc
-from tests.google_standin import GoogleTokens, use_service_account
-from tests.registry_standin import V2Registry
-from tests.servers import free_port
-from tests.standins import Reply, Request, StandIn, json_reply, serving
+from harness.builders import digest, utc
+from harness.ports import free_port
+from harness.standins.base import Reply, Request, StandInServer, json_reply, serving
+from harness.standins.google import GoogleStandIn, use_service_account
+from harness.standins.registry import RegistryStandIn
 from webhook.config import ArtifactRegistrySource
 from webhook.core.pinning import Image
 from webhook.sources import SourceError
@@ -52,7 +52,7 @@ def docker_image(image: str, image_digest: str, uploaded: str, *tags: str,
 class DockerImagesApi:
     """`dockerImages.list`: pages of `page_size` (the client's pageSize caps it)."""
 
-    google: GoogleTokens
+    google: GoogleStandIn
     items: list[dict[str, Any]] = field(default_factory=list)
     page_size: int = 2
 
@@ -76,10 +76,10 @@ class DockerImagesApi:
 @dataclass
 class Ar:
     api: DockerImagesApi
-    stand_in: StandIn
-    docker: V2Registry
-    docker_stand_in: StandIn
-    google: GoogleTokens
+    stand_in: StandInServer
+    docker: RegistryStandIn
+    docker_stand_in: StandInServer
+    google: GoogleStandIn
 
     def source(self, **keys: Any) -> ArtifactRegistryImages:
         return ArtifactRegistryImages(
@@ -92,9 +92,9 @@ class Ar:
 
 @pytest.fixture
 def ar(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Ar]:
-    google = GoogleTokens()
+    google = GoogleStandIn()
     api = DockerImagesApi(google)
-    docker = V2Registry(
+    docker = RegistryStandIn(
         f"{PROJECT}/{REPO}/{IMAGE}", auth="bearer", user="oauth2accesstoken", password="",
         accepted_passwords=google.issued,
     )  # fmt: skip

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.bigquery_standin import FakeBigQuery, bigquery_source, running_bigquery
-from tests.builders import JETSTREAM, argo_pod, review_of, utc
-from tests.kube import apply_response, validate
-from tests.servers import Server, example_config, running_server
-from tests.standins import Reply, json_reply
+from harness.builders import JETSTREAM, argo_pod, review_of, utc
+from harness.servers import Server, example_config, running_server
+from harness.standins.base import Reply, json_reply
+from harness.standins.bigquery import BigQueryStandIn, bigquery_source, running_bigquery
+from tests.support.kube import apply_response, validate
 
 _fresh = itertools.count()
 
@@ -31,7 +31,7 @@ def fresh_slug() -> str:
 
 @dataclass
 class Backends:
-    bigquery: FakeBigQuery
+    bigquery: BigQueryStandIn
     deny: Server
     allow: Server
 

@@ -16,10 +16,10 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from tests.builders import JETSTREAM, argo_pod, review_of, utc
-from tests.fakes import NOW, FakeEnrollments, FakeImages
-from tests.gitrepos import Upstream
-from tests.servers import example_config, running_server
+from harness.builders import JETSTREAM, argo_pod, review_of, utc
+from harness.gitrepos import Upstream
+from harness.servers import example_config, running_server
+from tests.support.fakes import NOW, FakeEnrollments, FakeImages
 from webhook.admission.admitter import Admitter
 from webhook.admission.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.cli import main

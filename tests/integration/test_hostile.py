@@ -14,9 +14,9 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.builders import ARGOEXEC, JETSTREAM, argo_pod, jetstream_argv, review_of
-from tests.kube import apply_response
-from tests.servers import Server
+from harness.builders import ARGOEXEC, JETSTREAM, argo_pod, jetstream_argv, review_of
+from harness.servers import Server
+from tests.support.kube import apply_response
 
 
 def examples(count: int) -> settings:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.standins import Reply, Request, json_reply, serving
+from harness.standins.base import Reply, Request, json_reply, serving
 from webhook.sources import SourceError
 from webhook.sources.google import GoogleCredentials
 from webhook.sources.http import HttpClient, host_of

@@ -18,11 +18,12 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.builders import argo_pod, review_of, utc
-from tests.fakes import FakeCommits, FakeEnrollments
-from tests.kube import apply_response
-from tests.registry import Pushed, Pusher, Registry, running_registry
-from tests.servers import example_config, free_port, running_server
+from harness.builders import argo_pod, review_of, utc
+from harness.dockerregistry import Pushed, Pusher, Registry, running_registry
+from harness.ports import free_port
+from harness.servers import example_config, running_server
+from tests.support.fakes import FakeCommits, FakeEnrollments
+from tests.support.kube import apply_response
 from webhook import certs
 from webhook.admission.resolver import ConfigRepo, ImageTarget, LookupFailed, Resolver
 from webhook.config import OciSource

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from typing import Any
 
-from tests.builders import ROOT
-from tests.controlplane.nodecluster import NodeCluster
-from tests.controlplane.registration import RELEASE_NAMESPACE
+from harness.builders import ROOT
+from harness.controlplane.nodecluster import NodeCluster
+from harness.controlplane.registration import RELEASE_NAMESPACE
 
 WEBHOOK_PODS = "app.kubernetes.io/instance={},app.kubernetes.io/component=webhook"
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from tests.builders import EXAMPLES
-from tests.controlplane import argo
-from tests.controlplane.nodecluster import WORKFLOW_NAMESPACE, NodeCluster
+from harness.builders import EXAMPLES
+from harness.controlplane import argo
+from harness.controlplane.nodecluster import WORKFLOW_NAMESPACE, NodeCluster
 from tests.node.cluster import get, jetstream_pin
 
 TIMEOUT = 300

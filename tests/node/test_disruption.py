@@ -19,15 +19,15 @@ import base64
 import json
 from typing import Any
 
-from tests.controlplane import images
-from tests.controlplane.nodecluster import (
+from harness.controlplane import images
+from harness.controlplane.nodecluster import (
     STREAM_NAMESPACE,
     NodeCluster,
     chart_values,
 )
-from tests.controlplane.registration import RELEASE_NAMESPACE
+from harness.controlplane.registration import RELEASE_NAMESPACE
+from harness.podstream import PodStream
 from tests.node.cluster import get, webhook_pods
-from tests.node.load import PodStream
 from webhook import certs
 
 RELEASE = "jetstream-pin"

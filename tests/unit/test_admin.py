@@ -14,7 +14,7 @@ from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.builders import (
+from harness.builders import (
     EXAMPLES,
     HOSTILE_PENDING_SLUG,
     HOSTILE_SLUG,
@@ -23,8 +23,8 @@ from tests.builders import (
     review_of,
     utc,
 )
-from tests.dom import parse
-from tests.fakes import FakeLister, World, listed
+from tests.support.dom import parse
+from tests.support.fakes import FakeLister, World, listed
 from webhook.config import load_config, parse_config
 from webhook.core.datasets import Dataset, DatasetPolicy
 from webhook.core.review import parse_review

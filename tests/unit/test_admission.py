@@ -8,8 +8,8 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from tests.builders import JETSTREAM, argo_pod, container, fixture_review, review_of
-from tests.fakes import (
+from harness.builders import JETSTREAM, argo_pod, container, fixture_review, review_of
+from tests.support.fakes import (
     HISTORY_WITH_BREAKING,
     IMG_2023_01,
     IMG_2023_03,

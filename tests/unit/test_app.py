@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.builders import argo_pod, review_of
-from tests.fakes import World
+from harness.builders import argo_pod, review_of
+from tests.support.fakes import World
 from webhook.serving.app import create_app
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from tests.servers import running_front
+from harness.servers import running_front
 from webhook.serving.bounds import SMALL_BODY_BYTES, BodyBudget, Room
 from webhook.serving.front import Answer, Limits, PlainHooks
 from webhook.serving.httpwire import Head

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.builders import (
+from harness.builders import (
     EXAMPLES,
     ROOT,
     argo_pod,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import running_front
+from harness.servers import running_front
 from webhook.serving.seats import Seat, Seats
 
 

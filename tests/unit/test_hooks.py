@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from tests.builders import EXAMPLES, argo_pod, review_of
+from harness.builders import EXAMPLES, argo_pod, review_of
 from webhook.config import load_config
 from webhook.core.review import parse_review
 from webhook.serving.hooks import AppHooks

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.builders import EXAMPLES, argo_pod, review_of
+from harness.builders import EXAMPLES, argo_pod, review_of
 from webhook import logs
 from webhook.config import load_config
 from webhook.logs import BatchingHandler, JsonFormatter

@@ -24,7 +24,7 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
-from tests.servers import free_port
+from harness.ports import free_port
 from webhook.sources.registry import (
     CREATED_ANNOTATION,
     DOCKER_LIST,

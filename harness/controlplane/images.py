@@ -44,10 +44,11 @@ from typing import Any
 import requests
 import yaml
 
-from tests.builders import EXAMPLES, JETSTREAM
-from tests.controlplane import processes, tools
-from tests.controlplane.plane import ControlPlane, write_pair
-from tests.registry import registry_binary, registry_config
+from harness.builders import EXAMPLES, JETSTREAM
+from harness.controlplane import processes, tools
+from harness.controlplane.plane import ControlPlane, write_pair
+from harness.dockerregistry import registry_binary, registry_config
+from harness.ports import free_port
 from webhook.sources.registry import CREATED_ANNOTATION
 
 ARGO_VERSION = "v4.1.4"
@@ -116,7 +117,7 @@ class LocalRegistry:
         folder = plane.state_dir / "registry"
         folder.mkdir(parents=True, exist_ok=True)
         write_pair(folder / "tls", authority.server(["jetstream-pin-registry"], [host]))
-        port = processes.free_port(host)
+        port = free_port(host)
         config = folder / "registry.yml"
         config.write_text(
             registry_config(

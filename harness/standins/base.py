@@ -1,7 +1,8 @@
-"""Local HTTP stand-ins for remote APIs (BigQuery, registries, GitHub, the API server).
+"""The server under every stand-in: one real HTTP(S) server on loopback per backend.
 
 A stand-in is a real HTTP server on 127.0.0.1 with a free port, running in a
-thread. Tests give it a `route` function; it records every request, so tests
+thread (`serving`). It is given a `route` (a backend's `<Backend>StandIn`, or a
+function); it records every request (`StandInServer`), so tests
 can count calls and inspect headers, and it can be told to misbehave
 (delay, fail, hang) to exercise the failure policy across a real wire.
 """
@@ -62,7 +63,7 @@ def json_reply(body: Any, status: int = 200, **headers: str) -> Reply:
     return Reply(status, body, {"Content-Type": "application/json", **headers})
 
 
-class StandIn:
+class StandInServer:
     """A running stand-in; `requests` lists what it received, `fault` overrides every answer."""
 
     def __init__(self, route: Route) -> None:
@@ -92,7 +93,7 @@ class StandIn:
         return reply
 
 
-def _handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
+def _handler(stand_in: StandInServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         # Headers and body go out in two writes; with Nagle on, the body waits for
@@ -143,9 +144,9 @@ def _handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serving(route: Route, tls: tuple[Path, Path] | None = None) -> Iterator[StandIn]:
+def serving(route: Route, tls: tuple[Path, Path] | None = None) -> Iterator[StandInServer]:
     """Run a stand-in for the duration of the block (HTTPS when given a cert and key)."""
-    stand_in = StandIn(route)
+    stand_in = StandInServer(route)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stand_in))
     server.daemon_threads = True
     if tls is not None:

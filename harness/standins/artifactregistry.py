@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.builders import digest
-from tests.standins import Reply, Request, StandIn, json_reply
+from harness.builders import digest
+from harness.standins.base import Reply, Request, StandInServer, json_reply
 
 LIST_SUFFIX = "/dockerImages"
 
 
-class SimpleArtifactRegistry:
+class ArtifactRegistryStandIn:
     """`releases` jetstream images 20 days apart from 2023-01-01; release 20 is `breaking`."""
 
     def __init__(self, releases: int = 30) -> None:
@@ -49,5 +49,5 @@ class SimpleArtifactRegistry:
         }  # fmt: skip
 
 
-def listings(stand_in: StandIn) -> int:
+def listings(stand_in: StandInServer) -> int:
     return sum(1 for r in stand_in.calls() if r.path.endswith(LIST_SUFFIX))

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests import helm
-from tests.builders import argo_pod
-from tests.controlplane.client import Answer, create_in
-from tests.controlplane.plane import ControlPlane
-from tests.controlplane.registration import RELEASE_NAMESPACE
+from harness import helm
+from harness.builders import argo_pod
+from harness.controlplane.client import Answer, create_in
+from harness.controlplane.plane import ControlPlane
+from harness.controlplane.registration import RELEASE_NAMESPACE
 
 POLICY_TEMPLATE = "templates/validatingpolicy.yaml"
 # In every message the policy gives: how a probe (and a reader) recognises it.

@@ -16,9 +16,9 @@ import time
 import uuid
 from typing import Any
 
-from tests import helm
-from tests.builders import JETSTREAM
-from tests.controlplane.plane import ControlPlane
+from harness import helm
+from harness.builders import JETSTREAM
+from harness.controlplane.plane import ControlPlane
 
 RELEASE_NAMESPACE = "jetstream-pin"
 WEBHOOK_TEMPLATE = "templates/mutatingwebhook.yaml"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from tests.builders import JETSTREAM, commit, image, utc
+from harness.builders import JETSTREAM, commit, image, utc
 from webhook.admission.admitter import Admitter
 from webhook.admission.resolver import DEFAULT_DATASETS, ConfigRepo, ImageTarget, Resolver
 from webhook.core.datasets import Dataset, DatasetPolicy

@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.builders import argo_pod
-from tests.controlplane.client import create_pod
-from tests.controlplane.plane import ControlPlane
+from harness.builders import argo_pod
+from harness.controlplane.client import create_pod
+from harness.controlplane.plane import ControlPlane
 
 UNSCHEDULABLE = {"jetstream-pin.test/never": "scheduled"}
 

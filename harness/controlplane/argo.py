@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 from kubernetes import client as k8s
 
-from tests.controlplane import processes, tools
-from tests.controlplane.plane import ControlPlane
+from harness.controlplane import processes, tools
+from harness.controlplane.plane import ControlPlane
 
 ARGO_VERSION = "v4.1.4"  # scripts/get-kube builds this one
 EXECUTOR = f"quay.io/argoproj/argoexec:{ARGO_VERSION}"

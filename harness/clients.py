@@ -13,8 +13,8 @@ from contextlib import ExitStack
 
 import requests
 
-from tests.builders import argo_pod, review_of
-from tests.servers import Server
+from harness.builders import argo_pod, review_of
+from harness.servers import Server
 
 REVIEW_HEAD = "POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 

@@ -30,13 +30,13 @@ from typing import Any
 
 import yaml
 
-from tests import helm
-from tests.builders import EXAMPLES, JETSTREAM
-from tests.controlplane import argo, images, release
-from tests.controlplane.network import NodeNetwork
-from tests.controlplane.node import Node
-from tests.controlplane.plane import STATE_FILE, ControlPlane
-from tests.controlplane.registration import RELEASE_NAMESPACE
+from harness import helm
+from harness.builders import EXAMPLES, JETSTREAM
+from harness.controlplane import argo, images, release
+from harness.controlplane.network import NodeNetwork
+from harness.controlplane.node import Node
+from harness.controlplane.plane import STATE_FILE, ControlPlane
+from harness.controlplane.registration import RELEASE_NAMESPACE
 
 RELEASE = "jetstream-pin"
 WORKFLOW_NAMESPACE = release.WORKFLOW_NAMESPACE

@@ -19,12 +19,12 @@ from typing import Any
 import requests
 import yaml
 
-from tests import helm
-from tests.builders import EXAMPLES
-from tests.controlplane import processes, tools
-from tests.controlplane.plane import ControlPlane
-from tests.controlplane.registration import RELEASE_NAMESPACE
-from tests.servers import example_config
+from harness import helm
+from harness.builders import EXAMPLES
+from harness.controlplane import processes, tools
+from harness.controlplane.plane import ControlPlane
+from harness.controlplane.registration import RELEASE_NAMESPACE
+from harness.servers import example_config
 from webhook import certs
 
 IDENTITY_TEMPLATES = (

@@ -18,11 +18,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.standins import Reply, Request, json_reply
+from harness.standins.base import Reply, Request, json_reply
 
 
 @dataclass
-class GoogleTokens:
+class GoogleStandIn:
     """The OAuth token endpoint: each refresh issues a new access token."""
 
     issued: list[str] = field(default_factory=list)

@@ -4,7 +4,8 @@ The real `docker-registry` covers the formats; this route covers the rest of
 the protocol: `Link` paging that honours `n`/`last`, the Bearer-token
 challenge with a token endpoint that checks Basic credentials, Basic-only
 registries, and Google's `tags/list` extension (`manifest` map with
-`timeUploadedMs`). It serves the same documents `tests/registry.py` builds.
+`timeUploadedMs`). It serves the same documents `harness/dockerregistry.py`
+builds.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tests.registry import Pushed, canonical, image_document, index_document, sha256
-from tests.standins import Reply, Request, json_reply
+from harness.dockerregistry import Pushed, canonical, image_document, index_document, sha256
+from harness.standins.base import Reply, Request, json_reply
 
 Auth = Literal["none", "bearer", "basic"]
 
 
 @dataclass
-class V2Registry:
+class RegistryStandIn:
     """One repository `name`; `auth` chooses the challenge, `realm` overrides the token URL."""
 
     name: str

@@ -23,9 +23,9 @@ from typing import Any
 
 import yaml
 
-from tests.controlplane import argo, policy, registration, release, tools
-from tests.controlplane.nodecluster import NodeCluster
-from tests.controlplane.plane import STATE_FILE, ControlPlane
+from harness.controlplane import argo, policy, registration, release, tools
+from harness.controlplane.nodecluster import NodeCluster
+from harness.controlplane.plane import STATE_FILE, ControlPlane
 
 STATE_DIR = tools.TOOLS / "cluster"
 RELEASE = "jetstream-pin"

@@ -1,6 +1,6 @@
 """Cold and warm `images()` of the oci source against the real docker-registry.
 
-Run: .venv/bin/python -m tests.bench.oci_history [TAGS]
+Run: .venv/bin/python -m bench.oci_history [TAGS]
 Pushes TAGS images (default 50, one tag each) to a fresh registry on
 loopback, then times one cold call (every manifest and config blob fetched)
 and one warm call (tag list and manifests only; the digests' facts are
@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.registry import Pusher, running_registry
+from harness.dockerregistry import Pusher, running_registry
 from webhook.config import OciSource
 from webhook.sources.oci import OciImages
 

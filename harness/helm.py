@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tests.builders import ROOT
+from harness.builders import ROOT
 
 CHART = ROOT / "charts" / "jetstream-pin"
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tests.standins import Reply, Request, StandIn, json_reply, serving
+from harness.standins.base import Reply, Request, StandInServer, json_reply, serving
 
 _TABLE = re.compile(r"^/bigquery/v2/projects/([^/]+)/datasets/([^/]+)/tables/([^/]+)$")
 _TABLES = re.compile(r"^/bigquery/v2/projects/([^/]+)/datasets/([^/]+)/tables$")
@@ -52,7 +52,7 @@ def not_found(what: str, location: str | None = None) -> Reply:
 
 
 @dataclass
-class FakeBigQuery:
+class BigQueryStandIn:
     """Tables of `project.dataset` (`tables`) and of any other datasets added.
 
     `delay` slows every answer, `page_size` caps list pages, `location` is the
@@ -65,7 +65,7 @@ class FakeBigQuery:
     delay: float = 0.0
     page_size: int = 1000
     location: str | None = None
-    stand_in: StandIn | None = None
+    stand_in: StandInServer | None = None
     others: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def add_dataset(self, project: str, dataset: str) -> dict[str, dict[str, Any]]:
@@ -169,8 +169,8 @@ class FakeBigQuery:
 
 
 @contextmanager
-def running_bigquery(fake: FakeBigQuery | None = None) -> Iterator[FakeBigQuery]:
-    fake = fake or FakeBigQuery()
+def running_bigquery(fake: BigQueryStandIn | None = None) -> Iterator[BigQueryStandIn]:
+    fake = fake or BigQueryStandIn()
     with serving(fake.route) as stand_in:
         fake.stand_in = stand_in
         yield fake

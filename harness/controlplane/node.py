@@ -42,10 +42,10 @@ from typing import Any
 
 import yaml
 
-from tests.controlplane import tools
-from tests.controlplane.network import NodeNetwork
-from tests.controlplane.plane import ControlPlane, write_pair
-from tests.controlplane.processes import Running, start, wait_until
+from harness.controlplane import tools
+from harness.controlplane.network import NodeNetwork
+from harness.controlplane.plane import ControlPlane, write_pair
+from harness.controlplane.processes import Running, start, wait_until
 
 NAME = "jetstream-pin-node"
 CGROUP_ROOT = Path("/sys/fs/cgroup")

@@ -14,8 +14,8 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from tests.builders import fixture_review
-from tests.controlplane.plane import ControlPlane
+from harness.builders import fixture_review
+from harness.controlplane.plane import ControlPlane
 
 API_ACCESS_PREFIX = "kube-api-access-"
 # Set by the API server's own admission plugins; a client must not send them.

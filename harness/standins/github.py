@@ -1,4 +1,4 @@
-"""A stand-in for GitHub's "list commits" endpoint, as documented, for `tests.standins.serving`.
+"""A stand-in for GitHub's "list commits" endpoint, as documented (`GithubStandIn`).
 
 `GET {prefix}/repos/{owner}/{repo}/commits?sha=BRANCH&until=T&per_page=N&page=P`
 answers the branch's commits committed at or before T, newest first, one
@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlencode
 
-from tests.builders import utc
-from tests.standins import Reply, Request, json_reply
+from harness.builders import utc
+from harness.standins.base import Reply, Request, json_reply
 from webhook.core.pinning import Commit
 
 REPOSITORY_ID = "519"
 
 
 @dataclass
-class GithubCommits:
+class GithubStandIn:
     """The route: `commits` newest first (GitHub's order); `base` is set once serving."""
 
     commits: Sequence[Commit]

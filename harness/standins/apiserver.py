@@ -24,7 +24,7 @@ from typing import Any
 import jsonpatch
 import yaml
 
-from tests.standins import Reply, Request, StandIn, json_reply, serving
+from harness.standins.base import Reply, Request, StandInServer, json_reply, serving
 from webhook import certs
 
 TOKEN = "stand-in-service-account-token"
@@ -42,7 +42,7 @@ def status(code: int, reason: str, message: str) -> Reply:
 
 
 @dataclass
-class Cluster:
+class ApiServerStandIn:
     """What the stand-in serves; tests put objects in and read what was written."""
 
     workflows: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -208,9 +208,9 @@ class Cluster:
 
 
 @dataclass
-class ApiServer:
-    cluster: Cluster
-    stand_in: StandIn
+class RunningApiServer:
+    cluster: ApiServerStandIn
+    stand_in: StandInServer
     kubeconfig: Path
 
 
@@ -238,13 +238,15 @@ def write_kubeconfig(path: Path, server: str, ca_pem: bytes, token: str = TOKEN)
 
 
 @contextmanager
-def api_server(workdir: Path, cluster: Cluster | None = None) -> Iterator[ApiServer]:
+def api_server(
+    workdir: Path, cluster: ApiServerStandIn | None = None
+) -> Iterator[RunningApiServer]:
     """The stand-in over HTTPS with its own CA, and a kubeconfig that trusts it."""
-    cluster = cluster or Cluster()
+    cluster = cluster or ApiServerStandIn()
     tls_dir = workdir / "apiserver-tls"
     certs.write(certs.issue(["localhost"], ["127.0.0.1"]), tls_dir)
     with serving(cluster.route, tls=(tls_dir / certs.CERT_FILE, tls_dir / certs.KEY_FILE)) as s:
         kubeconfig = write_kubeconfig(
             workdir / "kubeconfig.yaml", s.url, (tls_dir / certs.CA_FILE).read_bytes()
         )
-        yield ApiServer(cluster, s, kubeconfig)
+        yield RunningApiServer(cluster, s, kubeconfig)

@@ -1,4 +1,7 @@
-"""Starting the real webhook (`jetstream-pin serve`, gunicorn, TLS) on loopback for tests."""
+"""Starting the real webhook (`jetstream-pin serve`, gunicorn, TLS) on loopback.
+
+Shared by the tests and the benchmarks.
+"""
 
 from __future__ import annotations
 
@@ -20,18 +23,12 @@ from typing import Any
 import requests
 import yaml
 
-from tests.artifactregistry_standin import SimpleArtifactRegistry
-from tests.bigquery_standin import bigquery_source
-from tests.builders import EXAMPLES, JETSTREAM, ROOT
+from harness.builders import EXAMPLES, JETSTREAM, ROOT
+from harness.ports import free_port
+from harness.standins.artifactregistry import ArtifactRegistryStandIn
+from harness.standins.bigquery import bigquery_source
 from webhook import certs
 from webhook.serving.front import Front, Limits
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -120,7 +117,7 @@ def remote_config(
     """One worker (the default) on BigQuery and Artifact Registry stand-ins: bursts, bench."""
     config = example_config(workdir)
     config["server"].update(workers=1, threads=16)
-    config["images"][0]["history"] = SimpleArtifactRegistry().source(registry_url)
+    config["images"][0]["history"] = ArtifactRegistryStandIn().source(registry_url)
     config["enrollments"] = bigquery_source(bigquery_url)
     config["cache"] = {"prefetchEnrollments": prefetch}
     return config

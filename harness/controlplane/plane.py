@@ -8,7 +8,7 @@ certificates, etcd's data, logs, the audit log and the admin kubeconfig.
 No kubelet, scheduler or controller-manager runs here: pods stay Pending,
 which is all admission needs. Without the controller-manager nobody creates a
 namespace's `default` ServiceAccount, so `namespace()` creates it. A `Node`
-(`tests.controlplane.node`) adds them: the API server then listens on the
+(`harness.controlplane.node`) adds them: the API server then listens on the
 node network's host address instead of loopback (`address`), where pods reach
 it, and serves the Service range that network routes to the node.
 """
@@ -31,8 +31,9 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from tests.controlplane import pki, tools
-from tests.controlplane.processes import Running, free_ports, start, wait_until
+from harness.controlplane import pki, tools
+from harness.controlplane.processes import Running, start, wait_until
+from harness.ports import free_ports
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 SERVICE_RANGE = "10.0.0.0/24"
@@ -44,7 +45,7 @@ AUDIT_POLICY = {
 }
 STATE_FILE = "state.json"
 # What others keep in the state file beside the plane's own keys: a node's and a node
-# cluster's records (tests.controlplane.node, .nodecluster).
+# cluster's records (harness.controlplane.node, .nodecluster).
 RECORDS = ("node", "cluster")
 
 

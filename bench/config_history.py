@@ -1,6 +1,6 @@
 """Time one `sha_at` of the git and github config-repo sources (not a test; no assertions).
 
-    .venv/bin/python -m tests.bench.config_history [--commits 1000] [--rounds 200]
+    .venv/bin/python -m bench.config_history [--commits 1000] [--rounds 200]
 
 git: a real repository of N first-parent commits (one a day, every 20th a merge
 of a side branch), built with `git fast-import`, mirrored from its local path.
@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-from tests.builders import commit
-from tests.standin_github import GithubCommits
-from tests.standins import serving
+from harness.builders import commit
+from harness.standins.base import serving
+from harness.standins.github import GithubStandIn
 from webhook.sources import ConfigHistory
 from webhook.sources.git import GitConfigHistory, git_environment
 from webhook.sources.github import GithubConfigHistory
@@ -95,7 +95,7 @@ def report(label: str, samples: list[float]) -> None:
 
 
 def random_times(rounds: int, days: int) -> list[datetime]:
-    rng = random.Random(42)
+    rng = random.Random(42)  # noqa: S311 (reproducible times, not secrets)
     return [START + timedelta(days=rng.uniform(1, days), seconds=1) for _ in range(rounds)]
 
 
@@ -118,7 +118,7 @@ def bench_git(workdir: Path, commits: int, rounds: int) -> None:
 
 def bench_github(commits: int, rounds: int) -> None:
     history = [commit(f"c{i}", (START + timedelta(days=i)).isoformat()) for i in range(commits)]
-    route = GithubCommits(list(reversed(history)))
+    route = GithubStandIn(list(reversed(history)))
     with serving(route) as stand_in:
         route.base = stand_in.url
         source = GithubConfigHistory("mozilla/metric-hub", "main", stand_in.url, 2.0)
