@@ -17,7 +17,6 @@ from urllib.parse import quote
 import pytest
 
 from harness.builders import digest, utc
-from harness.ports import free_port
 from harness.standins.base import Reply, Request, StandInServer, json_reply, serving
 from harness.standins.google import GoogleStandIn, use_service_account
 from harness.standins.registry import RegistryStandIn
@@ -175,12 +174,8 @@ def test_empty_repository_answers_no_field(ar: Ar) -> None:
 @pytest.mark.parametrize(
     ("fault", "cause"),
     [
-        (Reply(200, b"{}", delay=1.0), "timed out after 0.3s"),
-        (json_reply({"error": {}}, 500), "HTTP 500 from http://127.0.0.1:"),
-        (json_reply({"error": {}}, 503), "HTTP 503 from"),
         (json_reply({"error": {}}, 401), "HTTP 401 from .*not authorized"),
         (json_reply({"error": {"message": "ya29.x"}}, 403), "HTTP 403 from .*not authorized"),
-        (Reply(200, b"ya29. not json"), "malformed answer from .*: not JSON"),
         (json_reply([]), "response: expected an object"),
         (json_reply({"dockerImages": {}}), "dockerImages: expected a list"),
         (json_reply({"dockerImages": [{"uploadTime": "2024-01-01T00:00:00Z"}]}),
@@ -218,13 +213,3 @@ def test_index_read_failure_names_the_source(ar: Ar) -> None:
     with pytest.raises(SourceError, match="HTTP 502 from") as caught:
         ar.source().images()
     assert caught.value.source == f"artifactregistry {PROJECT}/{REPO}/{IMAGE}"
-
-
-def test_connection_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    port = free_port()
-    source = ArtifactRegistryImages(
-        ArtifactRegistrySource("artifactregistry", PROJECT, LOCATION, REPO, IMAGE,
-                               credentials="anonymous", endpoint=f"http://127.0.0.1:{port}")
-    )  # fmt: skip
-    with pytest.raises(SourceError, match=f"cannot connect to http://127.0.0.1:{port}"):
-        source.images()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -164,16 +163,6 @@ def test_a_404_that_names_nothing_of_ours_is_a_failure(bigquery: BigQueryStandIn
             json_reply({"error": {"code": 401, "message": "Login Required"}}, 401),
             "not authorized: the credentials were refused",
         ),
-        (json_reply({"error": {"code": 500, "message": "backendError"}}, 500), "HTTP 500"),
-        (json_reply({"error": {"code": 503, "message": "unavailable"}}, 503), "HTTP 503"),
-        (
-            Reply(200, b"{this is not json", {"Content-Type": "application/json"}),
-            "malformed answer",
-        ),
-        (
-            Reply(200, b"{}", {"Content-Type": "application/json"}, delay=1.5),
-            "timed out after 0.5s",
-        ),
         (
             json_reply({"tableReference": {"projectId": "p", "datasetId": "d", "tableId": "t"}}),
             "has no creationTime",
@@ -189,7 +178,7 @@ def test_a_404_that_names_nothing_of_ours_is_a_failure(bigquery: BigQueryStandIn
             "last_updated='yesterday': not epoch seconds",
         ),
     ],
-    ids=["403", "401", "500", "503", "malformed", "slow", "no creationTime", "bad label"],
+    ids=["403", "401", "no creationTime", "bad label"],
 )
 def test_faults_are_source_errors(bigquery: BigQueryStandIn, reply: Reply, cause: str) -> None:
     assert bigquery.stand_in is not None
@@ -197,11 +186,3 @@ def test_faults_are_source_errors(bigquery: BigQueryStandIn, reply: Reply, cause
     with pytest.raises(SourceError, match=cause) as caught:
         source(bigquery.stand_in.url, timeout=0.5).enrolled_at("my-experiment", MOZANALYSIS)
     assert caught.value.source == "bigquery"
-
-
-def test_connection_refused() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with pytest.raises(SourceError, match="cannot connect"):
-        source(f"http://127.0.0.1:{port}").enrolled_at("my-experiment", MOZANALYSIS)

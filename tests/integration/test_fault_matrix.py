@@ -15,7 +15,6 @@ within the deadline + 0.5 s.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ import pytest
 import yaml
 
 from harness.builders import EXAMPLES, argo_pod, commit, review_of, utc
+from harness.ports import free_port
 from harness.standins.artifactregistry import ArtifactRegistryStandIn
 from harness.standins.base import Reply, json_reply, serving
 from harness.standins.bigquery import BigQueryStandIn, bigquery_source
@@ -122,10 +122,7 @@ def backend(kind: Kind, fault: str) -> Iterator[str]:
             yield stand_in.url
         return
     if fault == "refused":
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{free_port()}"
         return
     with serving(kind.route()) as stand_in:
         stand_in.fault = FAULTS[fault][0]

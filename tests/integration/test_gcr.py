@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from harness.builders import utc
-from harness.ports import free_port
 from harness.standins.base import Reply, StandInServer, json_reply, serving
 from harness.standins.google import GoogleStandIn, use_service_account
 from harness.standins.registry import RegistryStandIn
@@ -147,11 +146,8 @@ def test_google_token_failure_is_a_source_error(gcr: Gcr) -> None:
 @pytest.mark.parametrize(
     ("fault", "cause"),
     [
-        (Reply(200, b"{}", delay=1.0), "timed out after 0.3s"),
-        (json_reply({"errors": "x"}, 500), "HTTP 500 from http://127.0.0.1:"),
         (json_reply({"errors": "x"}, 403), "HTTP 403 from .*not authorized"),
         (json_reply({"errors": "x"}, 401), "HTTP 401 .*no WWW-Authenticate challenge"),
-        (Reply(200, b"ya29.secret-ish not json"), "malformed answer from .*: not JSON"),
         (json_reply({"name": NAME, "tags": []}), "manifest: missing .*use type oci"),
         (json_reply({"manifest": []}), "manifest: expected an object"),
         (json_reply({"manifest": {"latest": {}}}), "manifest key: expected a digest"),
@@ -170,13 +166,3 @@ def test_faults(gcr: Gcr, fault: Reply, cause: str) -> None:
         source.images()
     assert caught.value.source == f"gcr {REPOSITORY}"
     assert "ya29" not in str(caught.value)
-
-
-def test_connection_refused() -> None:
-    port = free_port()
-    source = GcrImages(
-        REPOSITORY,
-        GcrSource("gcr", credentials="anonymous", endpoint=f"http://127.0.0.1:{port}"),
-    )
-    with pytest.raises(SourceError, match=f"cannot connect to http://127.0.0.1:{port}"):
-        source.images()

@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.builders import JETSTREAM, argo_pod, digest, review_of, utc
-from harness.ports import free_port
 from harness.standins.apiserver import TOKEN, RunningApiServer, api_server, write_kubeconfig
-from harness.standins.base import Reply
 from tests.support.kube import validate
 from webhook import certs
 from webhook.admission.resolver import Decision
@@ -135,25 +133,6 @@ def test_errors_are_not_cached(api: RunningApiServer) -> None:
         source.workflow_pin("argo", "wf")
     del api.cluster.failing["/workflows/"]
     assert source.workflow_pin("argo", "wf") == "latest"
-
-
-def test_timeout(api: RunningApiServer) -> None:
-    api.stand_in.fault = Reply(200, b"{}", delay=1.5)
-    source = KubeOverrides(api_client(api.kubeconfig), timeout=0.3)
-    with pytest.raises(SourceError, match=r"timed out after 0.3s"):
-        source.workflow_pin("argo", "wf")
-    assert len(api.stand_in.calls()) == 1, "no retry: it would outlast the webhook's deadline"
-
-
-def test_refused_connection(tmp_path: Path) -> None:
-    port = free_port()
-    ca = certs.issue(["localhost"]).ca_pem
-    kubeconfig = write_kubeconfig(tmp_path / "k.yaml", f"https://127.0.0.1:{port}", ca)
-    source = KubeOverrides(api_client(kubeconfig), timeout=1.0)
-    with pytest.raises(
-        SourceError, match=f"cannot connect to the Kubernetes API at https://127.0.0.1:{port}"
-    ):
-        source.workflow_pin("argo", "other")
 
 
 def test_untrusted_api_server_certificate_is_refused(api: RunningApiServer, tmp_path: Path) -> None:

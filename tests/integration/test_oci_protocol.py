@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from harness.builders import utc
-from harness.ports import free_port
 from harness.standins.base import Reply, StandInServer, json_reply, serving
 from harness.standins.registry import RegistryStandIn
 from webhook.config import OciSource
@@ -141,13 +140,9 @@ def misbehaving(fault: Reply | None = None, **edits: Any) -> Iterator[OciImages]
 @pytest.mark.parametrize(
     ("fault", "cause"),
     [
-        (Reply(200, b"{}", delay=1.0), "timed out after 0.3s"),
-        (json_reply({"errors": "boom"}, 500), "HTTP 500 from http://127.0.0.1:"),
-        (json_reply({"errors": "boom"}, 503), "HTTP 503 from"),
         (json_reply({"secret": "tok-xyz"}, 403), "HTTP 403 from .*not authorized"),
         (json_reply({"secret": "tok-xyz"}, 401), "HTTP 401 .*no WWW-Authenticate challenge"),
         (Reply(401, b"", {"WWW-Authenticate": 'Bearer realm="ftp://x/"'}), "realm is not"),
-        (Reply(200, b"<html>tok-xyz</html>"), "malformed answer from .*: not JSON"),
         (json_reply({"name": NAME}), "malformed answer from .*: tags: missing"),
         (json_reply({"name": NAME, "tags": "v1"}), "tags: expected a list"),
         (json_reply(["v1"]), "tags/list: expected an object"),
@@ -158,13 +153,6 @@ def test_faults(fault: Reply, cause: str) -> None:
         source.images()
     assert caught.value.source == f"oci registry.example.com/{NAME}"
     assert "tok-xyz" not in str(caught.value)
-
-
-def test_connection_refused() -> None:
-    port = free_port()
-    source = OciImages("r.example.com/a/b", OciSource("oci", endpoint=f"http://127.0.0.1:{port}"))
-    with pytest.raises(SourceError, match=f"cannot connect to http://127.0.0.1:{port}"):
-        source.images()
 
 
 def test_a_manifest_whose_digest_header_lies() -> None:
