@@ -168,7 +168,7 @@ def backends(
         fake.add(f"enrollments_bench_{n}", base + timedelta(hours=13 * n % 20000))
     fake.add("enrollments_firefox_desktop_private_browsing_redesign_rollout", base)
     fake.add("enrollments_android_onboarding_notification_permission_v2", base)
-    with running_bigquery(fake) as bigquery, serving(registry.route) as stand_in:
+    with running_bigquery(fake) as bigquery, serving(registry) as stand_in:
         yield bigquery, registry, stand_in
 
 

@@ -73,13 +73,13 @@ def main() -> None:
 
     bigquery = BigQueryStandIn()
     bigquery.add("enrollments_my_experiment", utc("2024-01-01T00:00:00Z"))
-    with serving(bigquery.route) as stand_in:
+    with serving(bigquery) as stand_in:
         measure("bigquery", config_with(lambda c: c.update(
             enrollments=bigquery_source(stand_in.url), cache={"prefetchEnrollments": False}
         )))  # fmt: skip
 
     registry = ArtifactRegistryStandIn()
-    with serving(registry.route) as stand_in:
+    with serving(registry) as stand_in:
         measure("artifactregistry", config_with(
             lambda c: c["images"][0].update(history=registry.source(stand_in.url))
         ))  # fmt: skip

@@ -105,7 +105,7 @@ class ApiServerStandIn:
             ],
         }
 
-    def route(self, request: Request) -> Reply:
+    def __call__(self, request: Request) -> Reply:
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             return status(401, "Unauthorized", "Unauthorized")
         for fragment, code in self.failing.items():
@@ -245,7 +245,7 @@ def api_server(
     cluster = cluster or ApiServerStandIn()
     tls_dir = workdir / "apiserver-tls"
     certs.write(certs.issue(["localhost"], ["127.0.0.1"]), tls_dir)
-    with serving(cluster.route, tls=(tls_dir / certs.CERT_FILE, tls_dir / certs.KEY_FILE)) as s:
+    with serving(cluster, tls=(tls_dir / certs.CERT_FILE, tls_dir / certs.KEY_FILE)) as s:
         kubeconfig = write_kubeconfig(
             workdir / "kubeconfig.yaml", s.url, (tls_dir / certs.CA_FILE).read_bytes()
         )

@@ -123,7 +123,7 @@ class BigQueryStandIn:
             return not_found(f"Dataset {project}:{dataset}", self.location)
         return None
 
-    def route(self, request: Request) -> Reply:
+    def __call__(self, request: Request) -> Reply:
         one = _TABLE.match(request.path)
         if one:
             project, dataset, table = one.groups()
@@ -171,6 +171,6 @@ class BigQueryStandIn:
 @contextmanager
 def running_bigquery(fake: BigQueryStandIn | None = None) -> Iterator[BigQueryStandIn]:
     fake = fake or BigQueryStandIn()
-    with serving(fake.route) as stand_in:
+    with serving(fake) as stand_in:
         fake.stand_in = stand_in
         yield fake

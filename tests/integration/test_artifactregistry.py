@@ -9,72 +9,36 @@ v2 stand-in (the repository's `-docker.pkg.dev` host).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 
 from harness.builders import digest, utc
-from harness.standins.base import Reply, Request, StandInServer, json_reply, serving
+from harness.standins.artifactregistry import (
+    IMAGE,
+    LIST_PATH,
+    LOCATION,
+    PARENT,
+    PROJECT,
+    REPOSITORY,
+    ArtifactRegistryStandIn,
+    docker_image,
+)
+from harness.standins.base import Reply, StandInServer, json_reply, serving
 from harness.standins.google import GoogleStandIn, use_service_account
 from harness.standins.registry import RegistryStandIn
 from webhook.config import ArtifactRegistrySource
 from webhook.core.pinning import Image
 from webhook.sources import SourceError
 from webhook.sources.artifactregistry import ArtifactRegistryImages
-from webhook.sources.registry import DOCKER_MANIFEST, OCI_INDEX
-
-PROJECT, LOCATION, REPO, IMAGE = "moz-fx-data-experiments", "us", "gcr.io", "jetstream"
-PARENT = f"projects/{PROJECT}/locations/{LOCATION}/repositories/{REPO}"
-LIST_PATH = f"/v1/{PARENT}/dockerImages"
-
-
-def docker_image(image: str, image_digest: str, uploaded: str, *tags: str,
-                 media_type: str = DOCKER_MANIFEST) -> dict[str, Any]:  # fmt: skip
-    item: dict[str, Any] = {
-        "name": f"{PARENT}/dockerImages/{quote(image, safe='')}@{image_digest}",
-        "uri": f"http://127.0.0.1:9/{PROJECT}/{REPO}/{image}@{image_digest}",
-        "imageSizeBytes": "123456",
-        "uploadTime": uploaded,
-        "mediaType": media_type,
-        "buildTime": "2020-01-01T00:00:00Z",
-        "updateTime": uploaded,
-    }
-    if tags:
-        item["tags"] = list(tags)
-    return item
-
-
-@dataclass
-class DockerImagesApi:
-    """`dockerImages.list`: pages of `page_size` (the client's pageSize caps it)."""
-
-    google: GoogleStandIn
-    items: list[dict[str, Any]] = field(default_factory=list)
-    page_size: int = 2
-
-    def __call__(self, request: Request) -> Reply:
-        auth = request.headers.get("authorization", "")
-        if auth.removeprefix("Bearer ") not in self.google.issued:
-            return json_reply(
-                {"error": {"code": 401, "message": "Request had invalid authentication "
-                           "credentials.", "status": "UNAUTHENTICATED"}}, 401
-            )  # fmt: skip
-        if request.path != LIST_PATH:
-            return json_reply({"error": {"code": 404, "status": "NOT_FOUND"}}, 404)
-        size = min(int(request.param("pageSize") or 50), self.page_size)
-        start = int(request.param("pageToken") or 0)
-        body: dict[str, Any] = {"dockerImages": self.items[start : start + size]}
-        if start + size < len(self.items):
-            body["nextPageToken"] = str(start + size)
-        return json_reply(body)
+from webhook.sources.registry import OCI_INDEX
 
 
 @dataclass
 class Ar:
-    api: DockerImagesApi
+    api: ArtifactRegistryStandIn
     stand_in: StandInServer
     docker: RegistryStandIn
     docker_stand_in: StandInServer
@@ -83,7 +47,7 @@ class Ar:
     def source(self, **keys: Any) -> ArtifactRegistryImages:
         return ArtifactRegistryImages(
             ArtifactRegistrySource(
-                "artifactregistry", PROJECT, LOCATION, REPO, IMAGE,
+                "artifactregistry", PROJECT, LOCATION, REPOSITORY, IMAGE,
                 endpoint=self.stand_in.url, docker_endpoint=self.docker_stand_in.url, **keys,
             )
         )  # fmt: skip
@@ -92,9 +56,9 @@ class Ar:
 @pytest.fixture
 def ar(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Ar]:
     google = GoogleStandIn()
-    api = DockerImagesApi(google)
+    api = ArtifactRegistryStandIn([], google, page_size=2)
     docker = RegistryStandIn(
-        f"{PROJECT}/{REPO}/{IMAGE}", auth="bearer", user="oauth2accesstoken", password="",
+        f"{PROJECT}/{REPOSITORY}/{IMAGE}", auth="bearer", user="oauth2accesstoken", password="",
         accepted_passwords=google.issued,
     )  # fmt: skip
     with (
@@ -112,7 +76,7 @@ def jetstream_history(ar: Ar) -> dict[str, str]:
     index = ar.docker.add_index([amd64, arm64], ["latest"])
     digests = {"v1": digest("v1"), "v2": digest("v2"), "amd64": amd64.digest,
                "arm64": arm64.digest, "index": index.digest}  # fmt: skip
-    ar.api.items = [
+    ar.api.images = [
         docker_image(IMAGE, digests["v1"], "2023-01-01T13:00:00.123456789Z", "v1"),
         docker_image("jetstream-foo", digest("foo"), "2023-02-01T00:00:00Z", "latest"),
         docker_image(IMAGE, digests["v2"], "2023-03-01T00:00:00Z"),
@@ -128,7 +92,7 @@ def jetstream_history(ar: Ar) -> dict[str, str]:
 def test_lists_the_configured_image_across_pages(ar: Ar) -> None:
     digests = jetstream_history(ar)
     source = ar.source()
-    assert source.name == f"artifactregistry {PROJECT}/{REPO}/{IMAGE}"
+    assert source.name == f"artifactregistry {PROJECT}/{REPOSITORY}/{IMAGE}"
     images = {i.digest: i for i in source.images()}
     assert images == {
         digests["v1"]: Image(digests["v1"], utc("2023-01-01T13:00:00.123456Z"), frozenset({"v1"})),
@@ -162,7 +126,7 @@ def test_credentials_go_only_to_the_configured_hosts(ar: Ar) -> None:
 
 
 def test_no_index_no_registry_call(ar: Ar) -> None:
-    ar.api.items = [docker_image(IMAGE, digest("v1"), "2023-01-01T00:00:00Z", "v1")]
+    ar.api.images = [docker_image(IMAGE, digest("v1"), "2023-01-01T00:00:00Z", "v1")]
     assert len(ar.source().images()) == 1
     assert ar.docker_stand_in.calls() == []
 
@@ -197,7 +161,7 @@ def test_faults(ar: Ar, fault: Reply, cause: str) -> None:
     ar.stand_in.fault = fault
     with pytest.raises(SourceError, match=cause) as caught:
         ar.source(timeout_seconds=0.3).images()
-    assert caught.value.source == f"artifactregistry {PROJECT}/{REPO}/{IMAGE}"
+    assert caught.value.source == f"artifactregistry {PROJECT}/{REPOSITORY}/{IMAGE}"
     assert "ya29" not in str(caught.value)
 
 
@@ -212,4 +176,4 @@ def test_index_read_failure_names_the_source(ar: Ar) -> None:
     ar.docker_stand_in.fault = json_reply({"errors": []}, 502)
     with pytest.raises(SourceError, match="HTTP 502 from") as caught:
         ar.source().images()
-    assert caught.value.source == f"artifactregistry {PROJECT}/{REPO}/{IMAGE}"
+    assert caught.value.source == f"artifactregistry {PROJECT}/{REPOSITORY}/{IMAGE}"

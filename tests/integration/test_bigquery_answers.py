@@ -49,7 +49,7 @@ def pod_in(dataset: str, slug: str = "my-experiment") -> dict[str, Any]:
 
 @pytest.fixture
 def backends() -> Iterator[tuple[BigQueryStandIn, StandInServer]]:
-    with running_bigquery() as bigquery, serving(ArtifactRegistryStandIn().route) as registry:
+    with running_bigquery() as bigquery, serving(ArtifactRegistryStandIn()) as registry:
         bigquery.add("enrollments_my_experiment", utc("2023-01-01T00:00:00Z"))
         yield bigquery, registry
 

@@ -30,7 +30,7 @@ SLUGS = [f"burst-experiment-{n}" for n in range(50)]
 def backends() -> Iterator[tuple[BigQueryStandIn, StandInServer, ArtifactRegistryStandIn]]:
     registry = ArtifactRegistryStandIn()
     registry.delay = 0.5
-    with running_bigquery() as bigquery, serving(registry.route) as registry_stand_in:
+    with running_bigquery() as bigquery, serving(registry) as registry_stand_in:
         for n, slug in enumerate(SLUGS):
             table = "enrollments_" + slug.replace("-", "_")
             bigquery.add(table, utc("2023-03-01T00:00:00Z") + timedelta(days=7 * n))

@@ -84,12 +84,12 @@ def _registry() -> RegistryStandIn:
 def _bigquery_route() -> Any:
     fake = BigQueryStandIn()
     fake.add("enrollments_my_experiment", utc("2024-01-01T00:00:00Z"))
-    return fake.route
+    return fake
 
 
 KINDS = {
     "bigquery": Kind(_bigquery_route, _bigquery, "bigquery"),
-    "artifactregistry": Kind(lambda: ArtifactRegistryStandIn().route, _artifactregistry,
+    "artifactregistry": Kind(ArtifactRegistryStandIn, _artifactregistry,
                              "artifactregistry"),
     "oci": Kind(_registry, _oci, "oci"),
     "github": Kind(lambda: GithubStandIn([commit("c1", "2023-01-01T00:00:00Z")]), _github,

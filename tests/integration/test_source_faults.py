@@ -98,7 +98,7 @@ def http_client(tmp: Path, mp: pytest.MonkeyPatch, fault: Reply | None) -> Itera
 
 @contextmanager
 def bigquery(tmp: Path, mp: pytest.MonkeyPatch, fault: Reply | None) -> Iterator[Backend]:
-    with standing_in(BigQueryStandIn().route, fault) as (url, stand_in):
+    with standing_in(BigQueryStandIn(), fault) as (url, stand_in):
         source = BigQueryEnrollments(
             BigQuerySource("bigquery", PROJECT, "mozanalysis", "anonymous", url, TIMEOUT)
         )
@@ -108,7 +108,7 @@ def bigquery(tmp: Path, mp: pytest.MonkeyPatch, fault: Reply | None) -> Iterator
 
 @contextmanager
 def artifactregistry(tmp: Path, mp: pytest.MonkeyPatch, fault: Reply | None) -> Iterator[Backend]:
-    route = ArtifactRegistryStandIn().route
+    route = ArtifactRegistryStandIn()
     with google_tokens(tmp, mp) as google, standing_in(route, fault) as (url, stand_in):
         source = ArtifactRegistryImages(
             ArtifactRegistrySource(
