@@ -3,7 +3,7 @@
 `python -m bench.fronts` (or `scripts/bench --fronts`) serves the benchmark's
 no-op Flask app (bench/noop.py) three ways, each with TLS and the same
 process model (2 workers x 4 threads): gunicorn's gthread worker (the
-server before issue 12), gunicorn with `webhook.serving.worker.FrontWorker` (the
+server the front worker replaced), gunicorn with `webhook.serving.worker.FrontWorker` (the
 server now), and granian's WSGI interface (the `bench` extra). For each it
 prints wrk's throughput at 4 and 16 connections, then the time one review
 takes while 256 idle TCP connections and 64 TLS connections dribbling their
