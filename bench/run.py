@@ -48,7 +48,7 @@ from bench.paired import (
     servers,
 )
 from harness.builders import argo_pod, fixture_review, review_of
-from harness.servers import Server, remote_config, running_server
+from harness.servers import Server, remote_config, resident_bytes, running_server, workers_of
 from harness.standins.artifactregistry import ArtifactRegistryStandIn, listings
 from harness.standins.base import StandInServer, serving
 from harness.standins.bigquery import BigQueryStandIn, running_bigquery
@@ -143,18 +143,7 @@ def burst(server: Server, reviews: Sequence[dict[str, Any]], concurrency: int) -
 
 def worker_rss_kib(master: int) -> list[int]:
     """Peak resident set (VmHWM) of each gunicorn worker, children of the master."""
-    sizes = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("PPid", "").strip() == str(master):
-            sizes.append(int(fields["VmHWM"].split()[0]))
-    return sizes
+    return [resident_bytes(pid, peak=True) // 1024 for pid in workers_of(master)]
 
 
 @contextmanager

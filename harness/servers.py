@@ -81,12 +81,13 @@ def workers_of(master: int) -> list[int]:
     return pids
 
 
-def resident_bytes(pid: int) -> int:
-    """The resident set of `pid` now (VmRSS)."""
+def resident_bytes(pid: int, peak: bool = False) -> int:
+    """The resident set of `pid` now (VmRSS), or the most it has had (VmHWM)."""
+    field = "VmHWM:" if peak else "VmRSS:"
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
+    raise RuntimeError(f"no {field} for {pid}")
 
 
 def example_config(workdir: Path, **overrides: Any) -> dict[str, Any]:
