@@ -24,7 +24,13 @@ import pytest
 from harness.builders import commit, utc
 from harness.ports import free_port
 from harness.standins.apiserver import api_server, write_kubeconfig
-from harness.standins.artifactregistry import ArtifactRegistryStandIn
+from harness.standins.artifactregistry import (
+    IMAGE,
+    LOCATION,
+    PROJECT,
+    REPOSITORY,
+    ArtifactRegistryStandIn,
+)
 from harness.standins.base import Reply, Route, StandInServer, json_reply, serving
 from harness.standins.bigquery import BigQueryStandIn
 from harness.standins.github import GithubStandIn
@@ -44,10 +50,11 @@ from webhook.sources.http import HttpClient
 from webhook.sources.oci import OciImages
 
 TIMEOUT = 0.3
-# In every faulty body: an answer is never echoed into an error (a body may hold a token).
+# In every faulty body: an answer is never echoed into an error (a body may hold a token,
+# and Google's access tokens start with ya29).
 SECRET_IN_BODY = "ya29.secret-token-in-body"
+NEVER_SHOWN = ("ya29", "secret-token-in-body")
 GITHUB_TOKEN = "ghp_s3cretT0ken"
-PROJECT, LOCATION, REPO, IMAGE = "moz-fx-data-experiments", "us", "gcr.io", "jetstream"
 
 Lookup = Callable[[], object]
 
@@ -112,7 +119,7 @@ def artifactregistry(tmp: Path, mp: pytest.MonkeyPatch, fault: Reply | None) -> 
     with google_tokens(tmp, mp) as google, standing_in(route, fault) as (url, stand_in):
         source = ArtifactRegistryImages(
             ArtifactRegistrySource(
-                "artifactregistry", PROJECT, LOCATION, REPO, IMAGE,
+                "artifactregistry", PROJECT, LOCATION, REPOSITORY, IMAGE,
                 endpoint=url, docker_endpoint=url, timeout_seconds=TIMEOUT,
             )
         )  # fmt: skip
@@ -189,7 +196,9 @@ SOURCES = {
         bigquery, "bigquery", f"{TABLE}: cannot connect", f"{TABLE}: timed out after {{timeout}}s",
         f"{TABLE}: HTTP {{code}}", f"{TABLE}: malformed answer",
     ),
-    "artifactregistry": Source(artifactregistry, f"artifactregistry {PROJECT}/{REPO}/{IMAGE}"),
+    "artifactregistry": Source(
+        artifactregistry, f"artifactregistry {PROJECT}/{REPOSITORY}/{IMAGE}"
+    ),
     "gcr": Source(gcr, f"gcr gcr.io/{PROJECT}/{IMAGE}"),
     "oci": Source(oci, "oci 127.0.0.1/team/app"),
     "github": Source(github, "github mozilla/metric-hub@main"),
@@ -215,7 +224,7 @@ def fails(
     print(f"{error}")
     assert error.source == source.name
     assert str(error) == f"{source.name}: {error.cause}"
-    for secret in ("ya29", "secret-token-in-body", *backend.secrets):
+    for secret in (*NEVER_SHOWN, *backend.secrets):
         assert secret not in str(error)
     if backend.stand_in is not None:
         assert len(backend.stand_in.calls()) == 1, "no retry: it would outlast the deadline"
