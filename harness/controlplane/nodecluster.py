@@ -253,6 +253,12 @@ class NodeCluster:
         return next(r.digest for r in self.releases if tag in r.tags)
 
 
+def get(cluster: NodeCluster, *what: str, namespace: str | None = None) -> Any:
+    """`kubectl get ... -o json` on the cluster, as a user reads it."""
+    scope = ["-n", namespace] if namespace else []
+    return json.loads(cluster.plane.kubectl(*scope, "get", *what, "-o", "json").stdout)
+
+
 def ca_bundle(cluster: NodeCluster, name: str) -> bytes:
     """The caBundle the API server holds for webhook configuration `name`."""
     found = json.loads(cluster.plane.kubectl(

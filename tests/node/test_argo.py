@@ -18,8 +18,8 @@ import yaml
 
 from harness.builders import EXAMPLES
 from harness.controlplane import argo
-from harness.controlplane.nodecluster import WORKFLOW_NAMESPACE, NodeCluster
-from tests.node.cluster import get, jetstream_pin
+from harness.controlplane.nodecluster import WORKFLOW_NAMESPACE, NodeCluster, get
+from tests.node.cluster import jetstream_pin
 
 TIMEOUT = 300
 

@@ -24,10 +24,11 @@ from harness.controlplane.nodecluster import (
     STREAM_NAMESPACE,
     NodeCluster,
     chart_values,
+    get,
 )
 from harness.controlplane.registration import RELEASE_NAMESPACE
 from harness.podstream import PodStream
-from tests.node.cluster import get, webhook_pods
+from tests.node.cluster import webhook_pods
 from webhook import certs
 
 RELEASE = "jetstream-pin"

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from harness.builders import JETSTREAM
-from harness.controlplane.nodecluster import STREAM_NAMESPACE, NodeCluster
+from harness.controlplane.nodecluster import STREAM_NAMESPACE, NodeCluster, get
 from harness.controlplane.registration import RELEASE_NAMESPACE
-from tests.node.cluster import exec_in, get, webhook_pods
+from tests.node.cluster import exec_in, webhook_pods
 
 RELEASE = "jetstream-pin"
 

@@ -22,10 +22,10 @@ from harness.controlplane.nodecluster import (
     STREAM_NAMESPACE,
     NodeCluster,
     chart_values,
+    get,
 )
 from harness.controlplane.registration import RELEASE_NAMESPACE
 from harness.podstream import PodStream, is_pinned, stream_pod
-from tests.node.cluster import get
 
 RELEASE = "jetstream-pin"
 AUDIT_RELEASE = "jetstream-pin-audit"
