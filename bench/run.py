@@ -151,13 +151,13 @@ def backends(
     tables: int,
 ) -> Iterator[tuple[BigQueryStandIn, ArtifactRegistryStandIn, StandInServer]]:
     registry = ArtifactRegistryStandIn()
-    fake = BigQueryStandIn()
+    enrollments = BigQueryStandIn()
     base = datetime(2023, 2, 1, tzinfo=UTC)
     for n in range(tables):
-        fake.add(f"enrollments_bench_{n}", base + timedelta(hours=13 * n % 20000))
-    fake.add("enrollments_firefox_desktop_private_browsing_redesign_rollout", base)
-    fake.add("enrollments_android_onboarding_notification_permission_v2", base)
-    with running_bigquery(fake) as bigquery, serving(registry) as stand_in:
+        enrollments.add(f"enrollments_bench_{n}", base + timedelta(hours=13 * n % 20000))
+    enrollments.add("enrollments_firefox_desktop_private_browsing_redesign_rollout", base)
+    enrollments.add("enrollments_android_onboarding_notification_permission_v2", base)
+    with running_bigquery(enrollments) as bigquery, serving(registry) as stand_in:
         yield bigquery, registry, stand_in
 
 

@@ -209,6 +209,9 @@ class ApiServerStandIn:
 
 @dataclass
 class RunningApiServer:
+    """The stand-in being served: what it holds (`cluster`), what it was asked
+    (`stand_in`), and a kubeconfig the real client reads to reach it."""
+
     cluster: ApiServerStandIn
     stand_in: StandInServer
     kubeconfig: Path

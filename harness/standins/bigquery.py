@@ -169,8 +169,9 @@ class BigQueryStandIn:
 
 
 @contextmanager
-def running_bigquery(fake: BigQueryStandIn | None = None) -> Iterator[BigQueryStandIn]:
-    fake = fake or BigQueryStandIn()
-    with serving(fake) as stand_in:
-        fake.stand_in = stand_in
-        yield fake
+def running_bigquery(bigquery: BigQueryStandIn | None = None) -> Iterator[BigQueryStandIn]:
+    """`bigquery` (or an empty one) served on loopback for the block; its `stand_in` set."""
+    bigquery = bigquery or BigQueryStandIn()
+    with serving(bigquery) as stand_in:
+        bigquery.stand_in = stand_in
+        yield bigquery
