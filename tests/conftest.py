@@ -2,7 +2,10 @@
 
 The folder says what a test needs (see the markers declared in pyproject.toml),
 so `pytest -m unit` or `pytest -m "not cluster and not node"` selects by what
-runs, and no test file has to remember to mark itself.
+runs, and no test file has to remember to mark itself. The fixtures that start
+a control plane live in tests/cluster/conftest.py and tests/node/conftest.py,
+so only tests in those folders can request them: deselect the two markers and
+no kube-apiserver or etcd starts (tests/unit/test_markers.py checks the folders).
 """
 
 from __future__ import annotations
