@@ -156,10 +156,6 @@ def test_a_404_that_names_nothing_of_ours_is_a_failure(bigquery: BigQueryStandIn
     ("reply", "cause"),
     [
         (
-            json_reply({"error": {"code": 403, "message": "Access Denied"}}, 403),
-            "HTTP 403: not authorized",
-        ),
-        (
             json_reply({"error": {"code": 401, "message": "Login Required"}}, 401),
             "not authorized: the credentials were refused",
         ),
@@ -178,7 +174,7 @@ def test_a_404_that_names_nothing_of_ours_is_a_failure(bigquery: BigQueryStandIn
             "last_updated='yesterday': not epoch seconds",
         ),
     ],
-    ids=["403", "401", "no creationTime", "bad label"],
+    ids=["401", "no creationTime", "bad label"],
 )
 def test_faults_are_source_errors(bigquery: BigQueryStandIn, reply: Reply, cause: str) -> None:
     assert bigquery.stand_in is not None

@@ -146,7 +146,6 @@ def test_google_token_failure_is_a_source_error(gcr: Gcr) -> None:
 @pytest.mark.parametrize(
     ("fault", "cause"),
     [
-        (json_reply({"errors": "x"}, 403), "HTTP 403 from .*not authorized"),
         (json_reply({"errors": "x"}, 401), "HTTP 401 .*no WWW-Authenticate challenge"),
         (json_reply({"name": NAME, "tags": []}), "manifest: missing .*use type oci"),
         (json_reply({"manifest": []}), "manifest: expected an object"),

@@ -193,7 +193,6 @@ RATE_LIMITED = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1700000000"}
     ("fault", "cause"),
     [
         (json_reply({"message": "Bad credentials"}, 401), "HTTP 401 from .*: not authorized"),
-        (json_reply({"message": "Forbidden"}, 403), "HTTP 403 from .*: not authorized"),
         (
             json_reply({"message": "API rate limit exceeded"}, 403, **RATE_LIMITED),
             "HTTP 403 from .*: rate limited until 2023-11-14T22:13:20Z",

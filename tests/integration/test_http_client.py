@@ -28,7 +28,6 @@ def bearer() -> dict[str, str]:
     ("path", "cause"),
     [
         ("/401", "HTTP 401 from .*: not authorized"),
-        ("/403", "HTTP 403 from .*: not authorized"),
         ("/429", "rate limited"),
         ("/redirect", "HTTP 302 .*unexpected redirect"),
     ],

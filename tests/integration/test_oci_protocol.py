@@ -140,7 +140,6 @@ def misbehaving(fault: Reply | None = None, **edits: Any) -> Iterator[OciImages]
 @pytest.mark.parametrize(
     ("fault", "cause"),
     [
-        (json_reply({"secret": "tok-xyz"}, 403), "HTTP 403 from .*not authorized"),
         (json_reply({"secret": "tok-xyz"}, 401), "HTTP 401 .*no WWW-Authenticate challenge"),
         (Reply(401, b"", {"WWW-Authenticate": 'Bearer realm="ftp://x/"'}), "realm is not"),
         (json_reply({"name": NAME}), "malformed answer from .*: tags: missing"),

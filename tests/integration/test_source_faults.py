@@ -1,7 +1,7 @@
 """Every remote source meets the same faults the same way: one test per fault, over the sources.
 
 A lookup whose backend refuses the connection, answers too late, answers 5xx or
-answers something that is not JSON raises a `SourceError` that names the source
+403, or answers something that is not JSON raises a `SourceError` that names the source
 and the cause, never echoes the answer's body or a credential, and is raised
 after one request (a retry would outlast the admission deadline). Each source
 runs its real client (requests, google-cloud-bigquery, kubernetes) against its
@@ -186,6 +186,7 @@ class Source:
     timeout: str = "timed out after {timeout}s"
     status: str = "HTTP {code} from {url}"
     malformed: str = "malformed answer from {url}: not JSON"
+    forbidden: str = "HTTP 403 from {url}: not authorized (check the credentials and their roles)"
 
 
 TABLE = f"tables.get {PROJECT}.mozanalysis.enrollments_my_experiment"
@@ -195,6 +196,7 @@ SOURCES = {
     "bigquery": Source(
         bigquery, "bigquery", f"{TABLE}: cannot connect", f"{TABLE}: timed out after {{timeout}}s",
         f"{TABLE}: HTTP {{code}}", f"{TABLE}: malformed answer",
+        f"{TABLE}: HTTP 403: not authorized (needs BigQuery metadata viewer)",
     ),
     "artifactregistry": Source(
         artifactregistry, f"artifactregistry {PROJECT}/{REPOSITORY}/{IMAGE}"
@@ -206,6 +208,7 @@ SOURCES = {
         kubernetes, "Kubernetes API (Workflows)", f"cannot connect to {KUBE_API}",
         f"{KUBE_API} timed out after {{timeout}}s", f"HTTP {{code}} from {KUBE_API}",
         f"malformed answer from {KUBE_API}",
+        f"HTTP 403 from {KUBE_API}: not authorized (check the service account's RBAC)",
     ),
 }  # fmt: skip
 
@@ -265,3 +268,11 @@ def test_malformed_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name:
     )
     cause, url = fails(source, tmp_path, monkeypatch, garbage)
     assert cause == source.malformed.format(url=url)
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_forbidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    source = SOURCES[name]
+    answer = json_reply({"error": {"code": 403, "message": SECRET_IN_BODY}}, 403)
+    cause, url = fails(source, tmp_path, monkeypatch, answer)
+    assert cause == source.forbidden.format(url=url)
