@@ -22,10 +22,10 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from tests.builders import argo_pod
-from tests.controlplane import registration, release
-from tests.controlplane.client import create_pod
-from tests.controlplane.plane import ControlPlane, running_control_plane
+from harness.builders import argo_pod
+from harness.controlplane import registration, release
+from harness.controlplane.client import create_pod
+from harness.controlplane.plane import ControlPlane, running_control_plane
 
 SLUGS = [
     "firefox-desktop-private-browsing-redesign-rollout",

@@ -24,10 +24,10 @@ from typing import Any
 
 import yaml
 
-from tests.bigquery_standin import FakeBigQuery, bigquery_source, running_bigquery
-from tests.builders import EXAMPLES, utc
-from tests.controlplane import argo, registration, release
-from tests.controlplane.plane import ControlPlane, running_control_plane
+from harness.builders import EXAMPLES, utc
+from harness.controlplane import argo, registration, release
+from harness.controlplane.plane import ControlPlane, running_control_plane
+from harness.standins.bigquery import BigQueryStandIn, bigquery_source, running_bigquery
 
 RECORD_PREFIX = "jetstream/decision-"
 
@@ -44,7 +44,7 @@ def burst_workflow(count: int) -> dict[str, Any]:
 
 
 def webhook_namespace(
-    plane: ControlPlane, workdir: Path, bigquery: FakeBigQuery, stack: ExitStack
+    plane: ControlPlane, workdir: Path, bigquery: BigQueryStandIn, stack: ExitStack
 ) -> str:
     assert bigquery.stand_in is not None
     namespace = plane.namespace("bench-argo-pin")

@@ -27,8 +27,8 @@ import yaml
 
 from bench.noop import NoopRoutes
 from bench.run import FIXTURES, backends, pass_through
-from tests.builders import fixture_review
-from tests.servers import remote_config
+from harness.builders import fixture_review
+from harness.servers import remote_config
 from webhook import logs, metrics
 from webhook.admission import handler
 from webhook.config import load_config

@@ -3,7 +3,7 @@
 `python -m bench.fronts` (or `scripts/bench --fronts`) serves the benchmark's
 no-op Flask app (bench/noop.py) three ways, each with TLS and the same
 process model (2 workers x 4 threads): gunicorn's gthread worker (the
-server before issue 12), gunicorn with `webhook.serving.worker.FrontWorker` (the
+server the front worker replaced), gunicorn with `webhook.serving.worker.FrontWorker` (the
 server now), and granian's WSGI interface (the `bench` extra). For each it
 prints wrk's throughput at 4 and 16 connections, then the time one review
 takes while 256 idle TCP connections and 64 TLS connections dribbling their
@@ -35,8 +35,8 @@ from gunicorn.app.base import BaseApplication
 
 from bench.noop import noop_app
 from bench.run import Result, run_wrk, write_bodies
-from tests.builders import argo_pod, fixture_review, review_of
-from tests.servers import Server, example_config, running_server
+from harness.builders import argo_pod, fixture_review, review_of
+from harness.servers import Server, example_config, running_server
 from webhook.config import Config, load_config
 from webhook.serving.server import RuntimeState, address
 

@@ -24,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
-from tests.clients import hold_a_body, idle_after_one_get, unfinished_head
-from tests.servers import Server, example_config, resident_bytes, running_server
+from harness.clients import hold_a_body, idle_after_one_get, unfinished_head
+from harness.servers import Server, example_config, resident_bytes, running_server
 
 MiB = 1024 * 1024
 

@@ -26,13 +26,13 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
-from tests.controlplane.client import create_pod
-from tests.controlplane.nodecluster import STREAM_NAMESPACE, NodeCluster
-from tests.controlplane.plane import STATE_FILE
-from tests.controlplane.registration import RELEASE_NAMESPACE
-from tests.node.load import is_pinned, stream_pod
+from harness.builders import ROOT
+from harness.controlplane.client import create_pod
+from harness.controlplane.nodecluster import STREAM_NAMESPACE, NodeCluster, get
+from harness.controlplane.plane import STATE_FILE
+from harness.controlplane.registration import RELEASE_NAMESPACE
+from harness.podstream import is_pinned, stream_pod
 from webhook import certs
 
 NOOP = "jetstream-pin-noop"
@@ -40,12 +40,6 @@ NOOP_PODS = "noop-pods"
 NOOP_HOOK = "noop.jetstream-pin.mozilla.org"
 PINNED_HOOK = "pods.jetstream-pin.mozilla.org"
 METRIC = "apiserver_admission_webhook_admission_duration_seconds"
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _get(cluster: NodeCluster, *what: str, namespace: str | None = None) -> Any:
-    scope = ["-n", namespace] if namespace else []
-    return json.loads(cluster.plane.kubectl(*scope, "get", *what, "-o", "json").stdout)
 
 
 def deploy_noop(cluster: NodeCluster) -> None:
@@ -55,7 +49,7 @@ def deploy_noop(cluster: NodeCluster) -> None:
     names = [NOOP, f"{NOOP}.{RELEASE_NAMESPACE}", f"{NOOP}.{RELEASE_NAMESPACE}.svc",
              f"{NOOP}.{RELEASE_NAMESPACE}.svc.cluster.local"]  # fmt: skip
     bundle = certs.issue(names)
-    deployment = _get(cluster, "deployment", "jetstream-pin", namespace=RELEASE_NAMESPACE)
+    deployment = get(cluster, "deployment", "jetstream-pin", namespace=RELEASE_NAMESPACE)
     labels = {"app.kubernetes.io/name": NOOP, "app.kubernetes.io/component": "webhook"}
     template = copy.deepcopy(deployment["spec"]["template"])
     template["metadata"] = {"labels": labels}
@@ -70,7 +64,7 @@ def deploy_noop(cluster: NodeCluster) -> None:
     encoded = {
         "tls.crt": bundle.cert_pem, "tls.key": bundle.key_pem, "ca.crt": bundle.ca_pem,
     }  # fmt: skip
-    service = _get(cluster, "service", "jetstream-pin", namespace=RELEASE_NAMESPACE)
+    service = get(cluster, "service", "jetstream-pin", namespace=RELEASE_NAMESPACE)
     metadata = {"name": NOOP, "namespace": RELEASE_NAMESPACE}
     plane.apply([
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata,
@@ -86,7 +80,7 @@ def deploy_noop(cluster: NodeCluster) -> None:
     ])  # fmt: skip
     plane.kubectl("-n", RELEASE_NAMESPACE, "rollout", "status", f"deployment/{NOOP}",
                   "--timeout=180s", timeout=200)  # fmt: skip
-    registered = _get(cluster, "mutatingwebhookconfiguration", "jetstream-pin")
+    registered = get(cluster, "mutatingwebhookconfiguration", "jetstream-pin")
     configuration = {"apiVersion": registered["apiVersion"], "kind": registered["kind"],
                      "metadata": {"name": NOOP}, "webhooks": registered["webhooks"]}  # fmt: skip
     [hook] = configuration["webhooks"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.servers import Server, running_server
+from harness.servers import Server, running_server
 
 NOOP = "no-op (same stack)"
 ANCHOR = "gthread no-op (anchor)"

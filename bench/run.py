@@ -47,11 +47,11 @@ from bench.paired import (
     ratio_table,
     servers,
 )
-from tests.artifactregistry_standin import SimpleArtifactRegistry, listings
-from tests.bigquery_standin import FakeBigQuery, running_bigquery
-from tests.builders import argo_pod, fixture_review, review_of
-from tests.servers import Server, remote_config, running_server
-from tests.standins import StandIn, serving
+from harness.builders import argo_pod, fixture_review, review_of
+from harness.servers import Server, remote_config, resident_bytes, running_server, workers_of
+from harness.standins.artifactregistry import ArtifactRegistryStandIn, listings
+from harness.standins.base import StandInServer, serving
+from harness.standins.bigquery import BigQueryStandIn, running_bigquery
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = ["01-create-emissary-v3.6.json", "02-create-label-slug-v3.5.json"]
@@ -143,30 +143,21 @@ def burst(server: Server, reviews: Sequence[dict[str, Any]], concurrency: int) -
 
 def worker_rss_kib(master: int) -> list[int]:
     """Peak resident set (VmHWM) of each gunicorn worker, children of the master."""
-    sizes = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("PPid", "").strip() == str(master):
-            sizes.append(int(fields["VmHWM"].split()[0]))
-    return sizes
+    return [resident_bytes(pid, peak=True) // 1024 for pid in workers_of(master)]
 
 
 @contextmanager
-def backends(tables: int) -> Iterator[tuple[FakeBigQuery, SimpleArtifactRegistry, StandIn]]:
-    registry = SimpleArtifactRegistry()
-    fake = FakeBigQuery()
+def backends(
+    tables: int,
+) -> Iterator[tuple[BigQueryStandIn, ArtifactRegistryStandIn, StandInServer]]:
+    registry = ArtifactRegistryStandIn()
+    enrollments = BigQueryStandIn()
     base = datetime(2023, 2, 1, tzinfo=UTC)
     for n in range(tables):
-        fake.add(f"enrollments_bench_{n}", base + timedelta(hours=13 * n % 20000))
-    fake.add("enrollments_firefox_desktop_private_browsing_redesign_rollout", base)
-    fake.add("enrollments_android_onboarding_notification_permission_v2", base)
-    with running_bigquery(fake) as bigquery, serving(registry.route) as stand_in:
+        enrollments.add(f"enrollments_bench_{n}", base + timedelta(hours=13 * n % 20000))
+    enrollments.add("enrollments_firefox_desktop_private_browsing_redesign_rollout", base)
+    enrollments.add("enrollments_android_onboarding_notification_permission_v2", base)
+    with running_bigquery(enrollments) as bigquery, serving(registry) as stand_in:
         yield bigquery, registry, stand_in
 
 

@@ -21,13 +21,13 @@ from typing import Any
 
 import yaml
 
-from tests.artifactregistry_standin import SimpleArtifactRegistry
-from tests.bigquery_standin import FakeBigQuery, bigquery_source
-from tests.builders import EXAMPLES, argo_pod, commit, review_of, utc
-from tests.gitrepos import Upstream
-from tests.registry_standin import V2Registry
-from tests.standin_github import GithubCommits
-from tests.standins import serving
+from harness.builders import EXAMPLES, argo_pod, commit, review_of, utc
+from harness.gitrepos import Upstream
+from harness.standins.artifactregistry import ArtifactRegistryStandIn
+from harness.standins.base import serving
+from harness.standins.bigquery import BigQueryStandIn, bigquery_source
+from harness.standins.github import GithubStandIn
+from harness.standins.registry import RegistryStandIn
 from webhook.config import parse_config
 from webhook.core.review import parse_review
 from webhook.wiring import Wiring
@@ -71,20 +71,20 @@ def main() -> None:
     print(f"one review of {SLUG}: cold (fresh webhook) and warm (median of {WARM_RUNS})")
     measure("static (all)", config_with(lambda c: None))
 
-    bigquery = FakeBigQuery()
+    bigquery = BigQueryStandIn()
     bigquery.add("enrollments_my_experiment", utc("2024-01-01T00:00:00Z"))
-    with serving(bigquery.route) as stand_in:
+    with serving(bigquery) as stand_in:
         measure("bigquery", config_with(lambda c: c.update(
             enrollments=bigquery_source(stand_in.url), cache={"prefetchEnrollments": False}
         )))  # fmt: skip
 
-    registry = SimpleArtifactRegistry()
-    with serving(registry.route) as stand_in:
+    registry = ArtifactRegistryStandIn()
+    with serving(registry) as stand_in:
         measure("artifactregistry", config_with(
             lambda c: c["images"][0].update(history=registry.source(stand_in.url))
         ))  # fmt: skip
 
-    v2 = V2Registry("moz-fx-data-experiments/jetstream", google=True)
+    v2 = RegistryStandIn("moz-fx-data-experiments/jetstream", google=True)
     for month in range(1, 10):
         v2.add_image(f"m{month}", f"2024-0{month}-01T00:00:00Z", [f"v{month}"],
                      uploaded_ms=1704067200000 + month * 2_592_000_000)  # fmt: skip
@@ -97,7 +97,7 @@ def main() -> None:
         )))  # fmt: skip
 
     commits = [commit(f"c{m}", f"2023-{m:02d}-01T00:00:00Z") for m in range(12, 0, -1)]
-    with serving(GithubCommits(commits)) as stand_in:
+    with serving(GithubStandIn(commits)) as stand_in:
         measure("github", config_with(lambda c: c["configRepos"][0].update(history={
             "type": "github", "repo": "mozilla/metric-hub", "endpoint": stand_in.url,
         })))  # fmt: skip

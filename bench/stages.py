@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from tests.builders import EXAMPLES, fixture_review
+from harness.builders import EXAMPLES, fixture_review
 from webhook import metrics
 from webhook.config import load_config
 from webhook.core import mutation, wirejson

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import helm
-from tests.kube import validate
+from harness import helm
+from tests.support.kube import validate
 from webhook.config import parse_config
 
 CHART = helm.CHART

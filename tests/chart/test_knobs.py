@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from tests.builders import ROOT
+from harness.builders import ROOT
 from tests.chart.test_chart import CHART, FULLNAME, one, render, validate_all
 from webhook.config import GithubSource, GitSource, OciSource, parse_config
 

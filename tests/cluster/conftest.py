@@ -16,17 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.controlplane import registration, release, tools
-from tests.controlplane.client import Answer, create_in
-from tests.controlplane.plane import ControlPlane, running_control_plane
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.cluster)
-            item.add_marker(pytest.mark.integration)
+from harness.controlplane import registration, release, tools
+from harness.controlplane.client import Answer, create_in
+from harness.controlplane.plane import ControlPlane, running_control_plane
 
 
 def _start(tmp: Path, version: str | None) -> Iterator[ControlPlane]:

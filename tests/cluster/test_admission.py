@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from tests.bigquery_standin import FakeBigQuery, bigquery_source, running_bigquery
-from tests.builders import JETSTREAM, argo_pod, utc
+from harness.builders import JETSTREAM, argo_pod, utc
+from harness.controlplane.client import fixture_pod, read_pod
+from harness.controlplane.plane import ControlPlane
+from harness.standins.base import Reply, json_reply
+from harness.standins.bigquery import BigQueryStandIn, bigquery_source, running_bigquery
 from tests.cluster.conftest import Deploy, Deployment
-from tests.controlplane.client import fixture_pod, read_pod
-from tests.controlplane.plane import ControlPlane
-from tests.standins import Reply, json_reply
 
 WEBHOOK = "pods.jetstream-pin.mozilla.org"
 EMISSARY = "01-create-emissary-v3.6.json"
@@ -184,18 +184,18 @@ def test_dry_run_gets_the_same_answer_and_stores_nothing(pinning: Deployment) ->
 
 
 @pytest.fixture
-def bigquery() -> Iterator[FakeBigQuery]:
+def bigquery() -> Iterator[BigQueryStandIn]:
     with running_bigquery() as fake:
         fake.add("enrollments_enrolled_experiment", utc("2024-05-30T02:00:00Z"))
         yield fake
 
 
-def _failing(bigquery: FakeBigQuery) -> None:
+def _failing(bigquery: BigQueryStandIn) -> None:
     assert bigquery.stand_in is not None
     bigquery.stand_in.fault = json_reply({"error": {"code": 500, "message": "backend"}}, 500)
 
 
-def _enrollments(bigquery: FakeBigQuery, timeout: float = 1) -> dict[str, Any]:
+def _enrollments(bigquery: BigQueryStandIn, timeout: float = 1) -> dict[str, Any]:
     """Per-slug lookups only (no listing prefetch), so a fault shows on the next pod."""
     assert bigquery.stand_in is not None
     return {
@@ -204,7 +204,9 @@ def _enrollments(bigquery: FakeBigQuery, timeout: float = 1) -> dict[str, Any]:
     }
 
 
-def test_backend_failure_reaches_the_client_as_503(deploy: Deploy, bigquery: FakeBigQuery) -> None:
+def test_backend_failure_reaches_the_client_as_503(
+    deploy: Deploy, bigquery: BigQueryStandIn
+) -> None:
     deployment = deploy("fail-deny", **_enrollments(bigquery))
     _failing(bigquery)
     answer = deployment.create(argo_pod("enrolled-experiment"), named=True)
@@ -240,7 +242,7 @@ def test_refusals_retrying_cannot_fix_say_what_to_change(
 
 
 def test_on_error_allow_stores_the_pod_unpinned_with_the_error(
-    deploy: Deploy, bigquery: FakeBigQuery
+    deploy: Deploy, bigquery: BigQueryStandIn
 ) -> None:
     deployment = deploy("fail-allow", onError="allow", **_enrollments(bigquery))
     _failing(bigquery)
@@ -302,7 +304,7 @@ def test_match_conditions_compiled_and_applied(pinning: Deployment) -> None:
     ids=["slow", "dripping"],
 )
 def test_backend_slower_than_the_api_server_deadline_is_a_503_not_a_timeout(
-    deploy: Deploy, bigquery: FakeBigQuery, fault: Reply
+    deploy: Deploy, bigquery: BigQueryStandIn, fault: Reply
 ) -> None:
     """The webhook's own deadline (8 s, the chart's 0.8 x timeoutSeconds) answers before
     the API server's 10 s: the client gets the designed 503, never "failed calling webhook"."""

@@ -20,8 +20,12 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from tests.bigquery_standin import FakeBigQuery, bigquery_source, running_bigquery
-from tests.builders import EXAMPLES, JETSTREAM, utc
+from harness.builders import EXAMPLES, JETSTREAM, utc
+from harness.controlplane import argo
+from harness.controlplane.plane import ControlPlane
+from harness.controlplane.release import restart_webhook
+from harness.standins.base import json_reply
+from harness.standins.bigquery import BigQueryStandIn, bigquery_source, running_bigquery
 from tests.cluster.conftest import Deploy, Deployment
 from tests.cluster.test_admission import (
     BREAKING_IMAGE,
@@ -32,10 +36,6 @@ from tests.cluster.test_admission import (
     ROLLOUT_SHA,
     WEBHOOK,
 )
-from tests.controlplane import argo
-from tests.controlplane.plane import ControlPlane
-from tests.controlplane.release import restart_webhook
-from tests.standins import json_reply
 from webhook import certs
 
 FIRST_SHA = "487a50e4259df919a05610786dd9fd7a1b106547"
@@ -175,13 +175,13 @@ def test_workflow_label_latest_pins_every_pod_to_the_newest(
 
 
 @pytest.fixture
-def bigquery() -> Iterator[FakeBigQuery]:
+def bigquery() -> Iterator[BigQueryStandIn]:
     with running_bigquery() as fake:
         fake.add("enrollments_my_experiment", utc("2023-01-01T00:00:00Z"))
         yield fake
 
 
-def _per_slug(bigquery: FakeBigQuery) -> dict[str, Any]:
+def _per_slug(bigquery: BigQueryStandIn) -> dict[str, Any]:
     assert bigquery.stand_in is not None
     return {
         "enrollments": bigquery_source(bigquery.stand_in.url, timeout=1),
@@ -193,7 +193,7 @@ ONE_EXPERIMENT = [{"slug": "my-experiment", "dates": ["2024-06-03"]}]
 
 
 def test_backend_outage_delays_the_analysis_instead_of_failing_it(
-    deploy: Deploy, controller: StartController, bigquery: FakeBigQuery
+    deploy: Deploy, controller: StartController, bigquery: BigQueryStandIn
 ) -> None:
     deployment = deploy("argo-outage", **_per_slug(bigquery))
     running = controller(deployment.namespace)
@@ -363,7 +363,7 @@ BURST = 200
 
 
 @pytest.fixture
-def many_enrolled() -> Iterator[FakeBigQuery]:
+def many_enrolled() -> Iterator[BigQueryStandIn]:
     with running_bigquery() as fake:
         for number in range(BURST):
             fake.add(f"enrollments_burst_{number:03d}", utc("2024-05-30T02:00:00Z"))
@@ -383,7 +383,7 @@ def _time_to_pods(
 def test_burst_of_200_experiments(
     deploy: Deploy,
     controller: StartController,
-    many_enrolled: FakeBigQuery,
+    many_enrolled: BigQueryStandIn,
 ) -> None:
     assert many_enrolled.stand_in is not None
     deployment = deploy(

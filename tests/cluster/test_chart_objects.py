@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests import helm
+from harness import helm
+from harness.controlplane import release
+from harness.controlplane.plane import ControlPlane
 from tests.chart.test_chart import MODES
-from tests.controlplane import release
-from tests.controlplane.plane import ControlPlane
 
 CLUSTER_WIDE_ADMISSION = (
     "MutatingWebhookConfiguration",

@@ -12,13 +12,13 @@ import subprocess
 import sys
 from typing import Any
 
-from tests import helm
-from tests.builders import JETSTREAM, ROOT
+from harness import helm
+from harness.builders import JETSTREAM, ROOT
+from harness.controlplane.plane import ControlPlane
+from harness.controlplane.registration import RELEASE_NAMESPACE
+from harness.controlplane.release import fullname
 from tests.cluster.conftest import Deploy
 from tests.cluster.test_chart_objects import RESTRICTED
-from tests.controlplane.plane import ControlPlane
-from tests.controlplane.registration import RELEASE_NAMESPACE
-from tests.controlplane.release import fullname
 
 TEMPLATE = "templates/tests/check.yaml"
 

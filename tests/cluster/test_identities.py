@@ -17,13 +17,13 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from tests import helm
-from tests.builders import JETSTREAM, ROOT, argo_pod
+from harness import helm
+from harness.builders import JETSTREAM, ROOT, argo_pod
+from harness.controlplane.plane import ControlPlane
+from harness.controlplane.registration import RELEASE_NAMESPACE
+from harness.controlplane.release import fullname
 from tests.cluster.conftest import Deploy, Deployment
 from tests.cluster.test_admission import LATEST_IMAGE, _events, _workflow
-from tests.controlplane.plane import ControlPlane
-from tests.controlplane.registration import RELEASE_NAMESPACE
-from tests.controlplane.release import fullname
 
 Rule = tuple[str, str, str]  # resource, resource names, verbs as kubectl prints them
 

@@ -20,12 +20,12 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from tests import helm
-from tests.builders import ROOT, argo_pod
-from tests.controlplane.client import create_pod
-from tests.controlplane.plane import ControlPlane
-from tests.controlplane.registration import RELEASE_NAMESPACE
-from tests.controlplane.release import fullname
+from harness import helm
+from harness.builders import ROOT, argo_pod
+from harness.controlplane.client import create_pod
+from harness.controlplane.plane import ControlPlane
+from harness.controlplane.registration import RELEASE_NAMESPACE
+from harness.controlplane.release import fullname
 
 RELEASE = "order"
 NAME = fullname(RELEASE)

@@ -3,10 +3,10 @@ CRDs of prometheus-operator's own module (linked by scripts/get-kube)."""
 
 from __future__ import annotations
 
-from tests import helm
+from harness import helm
+from harness.controlplane import release
+from harness.controlplane.plane import ControlPlane
 from tests.chart.test_monitoring import ENABLED
-from tests.controlplane import release
-from tests.controlplane.plane import ControlPlane
 
 
 def test_prometheus_objects_are_accepted(control_plane: ControlPlane) -> None:

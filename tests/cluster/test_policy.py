@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from tests.builders import ARGOEXEC, JETSTREAM, argo_pod, container, digest, jetstream_argv, sha
+from harness.builders import ARGOEXEC, JETSTREAM, argo_pod, container, digest, jetstream_argv, sha
+from harness.controlplane import policy, release
+from harness.controlplane.client import Answer, create_in, read_pod
+from harness.controlplane.plane import ControlPlane
 from tests.cluster.conftest import Deploy, Deployment
-from tests.controlplane import policy, release
-from tests.controlplane.client import Answer, create_in, read_pod
-from tests.controlplane.plane import ControlPlane
 
 PINNED = f"{JETSTREAM}@{digest('pinned')}"
 COMMIT = {"name": "METRIC_HUB_SHA", "value": sha("pinned")}

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests import helm
-from tests.builders import JETSTREAM, argo_pod, digest, sha
-from tests.controlplane import policy, release
-from tests.controlplane.client import create_in
-from tests.controlplane.plane import ControlPlane
-from tests.controlplane.registration import RELEASE_NAMESPACE
+from harness import helm
+from harness.builders import JETSTREAM, argo_pod, digest, sha
+from harness.controlplane import policy, release
+from harness.controlplane.client import create_in
+from harness.controlplane.plane import ControlPlane
+from harness.controlplane.registration import RELEASE_NAMESPACE
 
 
 @pytest.mark.parametrize("plane_fixture", ["policy_control_plane", "control_plane"])

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import JETSTREAM, argo_pod
+from harness.builders import JETSTREAM, argo_pod
+from harness.controlplane import registration
+from harness.controlplane.plane import ControlPlane
+from harness.standins.base import Reply, Request, StandInServer, json_reply, serving
 from tests.cluster.conftest import Deploy
-from tests.controlplane import registration
-from tests.controlplane.plane import ControlPlane
-from tests.standins import Reply, Request, StandIn, json_reply, serving
 from webhook import certs
 
 RULE = {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}
@@ -49,7 +49,7 @@ def _rewrite(request: Request) -> Reply:
 
 
 @pytest.fixture
-def later_webhook(control_plane: ControlPlane, tmp_path: Path) -> Iterator[StandIn]:
+def later_webhook(control_plane: ControlPlane, tmp_path: Path) -> Iterator[StandInServer]:
     certs.write(certs.issue(["localhost"], ["127.0.0.1"]), tmp_path)
     with serving(_rewrite, (tmp_path / certs.CERT_FILE, tmp_path / certs.KEY_FILE)) as stand_in:
         yield stand_in
@@ -77,7 +77,7 @@ def _later_configuration(url: str, ca_pem: bytes, namespace: str) -> dict[str, o
 
 
 def test_reinvoked_after_a_later_webhook_changes_the_pod(
-    deploy: Deploy, later_webhook: StandIn, tmp_path: Path
+    deploy: Deploy, later_webhook: StandInServer, tmp_path: Path
 ) -> None:
     deployment = deploy("reinvoke")
     ca_pem = (tmp_path / certs.CA_FILE).read_bytes()

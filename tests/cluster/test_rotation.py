@@ -20,12 +20,12 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from tests.builders import argo_pod
+from harness.builders import argo_pod
+from harness.controlplane.client import create_pod
+from harness.controlplane.registration import RELEASE_NAMESPACE
+from harness.controlplane.release import fullname
 from tests.cluster.conftest import Deploy, Deployment
 from tests.cluster.test_identities import run_certificate_job
-from tests.controlplane.client import create_pod
-from tests.controlplane.registration import RELEASE_NAMESPACE
-from tests.controlplane.release import fullname
 from webhook import certs
 
 SERVE_LOCALHOST = "--dns=localhost"  # the API server calls the webhook at https://localhost

@@ -24,14 +24,14 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from tests.bigquery_standin import FakeBigQuery, bigquery_source, running_bigquery
-from tests.builders import JETSTREAM, argo_pod, utc
+from harness.builders import JETSTREAM, argo_pod, utc
+from harness.controlplane import argo, registration, release
+from harness.controlplane.registration import RELEASE_NAMESPACE
+from harness.dockerregistry import Pushed
+from harness.standins.base import StandInServer, serving
+from harness.standins.bigquery import BigQueryStandIn, bigquery_source, running_bigquery
+from harness.standins.registry import RegistryStandIn
 from tests.cluster.conftest import Deploy, Deployment
-from tests.controlplane import argo, registration, release
-from tests.controlplane.registration import RELEASE_NAMESPACE
-from tests.registry import Pushed
-from tests.registry_standin import V2Registry
-from tests.standins import StandIn, serving
 from webhook.core.datasets import Dataset
 from webhook.core.workflow_record import decode, record_key
 from webhook.kube.client import api_client
@@ -52,9 +52,9 @@ def millis(text: str) -> int:
 class Tooling:
     """The registry and the enrollments the test moves while Workflows run."""
 
-    registry: V2Registry
-    registry_stand_in: StandIn
-    bigquery: FakeBigQuery
+    registry: RegistryStandIn
+    registry_stand_in: StandInServer
+    bigquery: BigQueryStandIn
     images: dict[str, Pushed] = field(default_factory=dict)
 
     def touch(self, slug: str) -> int:
@@ -76,7 +76,7 @@ class Tooling:
 
 @pytest.fixture(scope="module")
 def tooling() -> Iterator[Tooling]:
-    registry = V2Registry(NAME, google=True)
+    registry = RegistryStandIn(NAME, google=True)
     images = {
         "old": registry.add_image("old", "2023-01-01T00:00:00Z", ["v1"]),
         "new": registry.add_image("new", "2024-06-01T00:00:00Z", ["v2", "latest"]),

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.registry import Registry, running_registry
-from tests.servers import Server, example_config, running_server
+from harness.dockerregistry import Registry, running_registry
+from harness.servers import Server, example_config, running_server
 
 
 @pytest.fixture(scope="session")

@@ -9,82 +9,45 @@ v2 stand-in (the repository's `-docker.pkg.dev` host).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 
-from tests.builders import digest, utc
-from tests.google_standin import GoogleTokens, use_service_account
-from tests.registry_standin import V2Registry
-from tests.servers import free_port
-from tests.standins import Reply, Request, StandIn, json_reply, serving
+from harness.builders import digest, utc
+from harness.standins.artifactregistry import (
+    IMAGE,
+    LIST_PATH,
+    LOCATION,
+    PARENT,
+    PROJECT,
+    REPOSITORY,
+    ArtifactRegistryStandIn,
+    docker_image,
+)
+from harness.standins.base import Reply, StandInServer, json_reply, serving
+from harness.standins.google import GoogleStandIn, use_service_account
+from harness.standins.registry import RegistryStandIn
 from webhook.config import ArtifactRegistrySource
 from webhook.core.pinning import Image
 from webhook.sources import SourceError
 from webhook.sources.artifactregistry import ArtifactRegistryImages
-from webhook.sources.registry import DOCKER_MANIFEST, OCI_INDEX
-
-PROJECT, LOCATION, REPO, IMAGE = "moz-fx-data-experiments", "us", "gcr.io", "jetstream"
-PARENT = f"projects/{PROJECT}/locations/{LOCATION}/repositories/{REPO}"
-LIST_PATH = f"/v1/{PARENT}/dockerImages"
-
-
-def docker_image(image: str, image_digest: str, uploaded: str, *tags: str,
-                 media_type: str = DOCKER_MANIFEST) -> dict[str, Any]:  # fmt: skip
-    item: dict[str, Any] = {
-        "name": f"{PARENT}/dockerImages/{quote(image, safe='')}@{image_digest}",
-        "uri": f"http://127.0.0.1:9/{PROJECT}/{REPO}/{image}@{image_digest}",
-        "imageSizeBytes": "123456",
-        "uploadTime": uploaded,
-        "mediaType": media_type,
-        "buildTime": "2020-01-01T00:00:00Z",
-        "updateTime": uploaded,
-    }
-    if tags:
-        item["tags"] = list(tags)
-    return item
-
-
-@dataclass
-class DockerImagesApi:
-    """`dockerImages.list`: pages of `page_size` (the client's pageSize caps it)."""
-
-    google: GoogleTokens
-    items: list[dict[str, Any]] = field(default_factory=list)
-    page_size: int = 2
-
-    def __call__(self, request: Request) -> Reply:
-        auth = request.headers.get("authorization", "")
-        if auth.removeprefix("Bearer ") not in self.google.issued:
-            return json_reply(
-                {"error": {"code": 401, "message": "Request had invalid authentication "
-                           "credentials.", "status": "UNAUTHENTICATED"}}, 401
-            )  # fmt: skip
-        if request.path != LIST_PATH:
-            return json_reply({"error": {"code": 404, "status": "NOT_FOUND"}}, 404)
-        size = min(int(request.param("pageSize") or 50), self.page_size)
-        start = int(request.param("pageToken") or 0)
-        body: dict[str, Any] = {"dockerImages": self.items[start : start + size]}
-        if start + size < len(self.items):
-            body["nextPageToken"] = str(start + size)
-        return json_reply(body)
+from webhook.sources.registry import OCI_INDEX
 
 
 @dataclass
 class Ar:
-    api: DockerImagesApi
-    stand_in: StandIn
-    docker: V2Registry
-    docker_stand_in: StandIn
-    google: GoogleTokens
+    api: ArtifactRegistryStandIn
+    stand_in: StandInServer
+    docker: RegistryStandIn
+    docker_stand_in: StandInServer
+    google: GoogleStandIn
 
     def source(self, **keys: Any) -> ArtifactRegistryImages:
         return ArtifactRegistryImages(
             ArtifactRegistrySource(
-                "artifactregistry", PROJECT, LOCATION, REPO, IMAGE,
+                "artifactregistry", PROJECT, LOCATION, REPOSITORY, IMAGE,
                 endpoint=self.stand_in.url, docker_endpoint=self.docker_stand_in.url, **keys,
             )
         )  # fmt: skip
@@ -92,10 +55,10 @@ class Ar:
 
 @pytest.fixture
 def ar(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Ar]:
-    google = GoogleTokens()
-    api = DockerImagesApi(google)
-    docker = V2Registry(
-        f"{PROJECT}/{REPO}/{IMAGE}", auth="bearer", user="oauth2accesstoken", password="",
+    google = GoogleStandIn()
+    api = ArtifactRegistryStandIn([], google, page_size=2)
+    docker = RegistryStandIn(
+        f"{PROJECT}/{REPOSITORY}/{IMAGE}", auth="bearer", user="oauth2accesstoken", password="",
         accepted_passwords=google.issued,
     )  # fmt: skip
     with (
@@ -113,7 +76,7 @@ def jetstream_history(ar: Ar) -> dict[str, str]:
     index = ar.docker.add_index([amd64, arm64], ["latest"])
     digests = {"v1": digest("v1"), "v2": digest("v2"), "amd64": amd64.digest,
                "arm64": arm64.digest, "index": index.digest}  # fmt: skip
-    ar.api.items = [
+    ar.api.images = [
         docker_image(IMAGE, digests["v1"], "2023-01-01T13:00:00.123456789Z", "v1"),
         docker_image("jetstream-foo", digest("foo"), "2023-02-01T00:00:00Z", "latest"),
         docker_image(IMAGE, digests["v2"], "2023-03-01T00:00:00Z"),
@@ -129,7 +92,7 @@ def jetstream_history(ar: Ar) -> dict[str, str]:
 def test_lists_the_configured_image_across_pages(ar: Ar) -> None:
     digests = jetstream_history(ar)
     source = ar.source()
-    assert source.name == f"artifactregistry {PROJECT}/{REPO}/{IMAGE}"
+    assert source.name == f"artifactregistry {PROJECT}/{REPOSITORY}/{IMAGE}"
     images = {i.digest: i for i in source.images()}
     assert images == {
         digests["v1"]: Image(digests["v1"], utc("2023-01-01T13:00:00.123456Z"), frozenset({"v1"})),
@@ -163,7 +126,7 @@ def test_credentials_go_only_to_the_configured_hosts(ar: Ar) -> None:
 
 
 def test_no_index_no_registry_call(ar: Ar) -> None:
-    ar.api.items = [docker_image(IMAGE, digest("v1"), "2023-01-01T00:00:00Z", "v1")]
+    ar.api.images = [docker_image(IMAGE, digest("v1"), "2023-01-01T00:00:00Z", "v1")]
     assert len(ar.source().images()) == 1
     assert ar.docker_stand_in.calls() == []
 
@@ -175,12 +138,7 @@ def test_empty_repository_answers_no_field(ar: Ar) -> None:
 @pytest.mark.parametrize(
     ("fault", "cause"),
     [
-        (Reply(200, b"{}", delay=1.0), "timed out after 0.3s"),
-        (json_reply({"error": {}}, 500), "HTTP 500 from http://127.0.0.1:"),
-        (json_reply({"error": {}}, 503), "HTTP 503 from"),
         (json_reply({"error": {}}, 401), "HTTP 401 from .*not authorized"),
-        (json_reply({"error": {"message": "ya29.x"}}, 403), "HTTP 403 from .*not authorized"),
-        (Reply(200, b"ya29. not json"), "malformed answer from .*: not JSON"),
         (json_reply([]), "response: expected an object"),
         (json_reply({"dockerImages": {}}), "dockerImages: expected a list"),
         (json_reply({"dockerImages": [{"uploadTime": "2024-01-01T00:00:00Z"}]}),
@@ -202,7 +160,7 @@ def test_faults(ar: Ar, fault: Reply, cause: str) -> None:
     ar.stand_in.fault = fault
     with pytest.raises(SourceError, match=cause) as caught:
         ar.source(timeout_seconds=0.3).images()
-    assert caught.value.source == f"artifactregistry {PROJECT}/{REPO}/{IMAGE}"
+    assert caught.value.source == f"artifactregistry {PROJECT}/{REPOSITORY}/{IMAGE}"
     assert "ya29" not in str(caught.value)
 
 
@@ -217,14 +175,4 @@ def test_index_read_failure_names_the_source(ar: Ar) -> None:
     ar.docker_stand_in.fault = json_reply({"errors": []}, 502)
     with pytest.raises(SourceError, match="HTTP 502 from") as caught:
         ar.source().images()
-    assert caught.value.source == f"artifactregistry {PROJECT}/{REPO}/{IMAGE}"
-
-
-def test_connection_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    port = free_port()
-    source = ArtifactRegistryImages(
-        ArtifactRegistrySource("artifactregistry", PROJECT, LOCATION, REPO, IMAGE,
-                               credentials="anonymous", endpoint=f"http://127.0.0.1:{port}")
-    )  # fmt: skip
-    with pytest.raises(SourceError, match=f"cannot connect to http://127.0.0.1:{port}"):
-        source.images()
+    assert caught.value.source == f"artifactregistry {PROJECT}/{REPOSITORY}/{IMAGE}"

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.servers import example_config, running_server, workers_of
+from harness.servers import example_config, running_server, workers_of
 
 CONNECTIONS = 8
 

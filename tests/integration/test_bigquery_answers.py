@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from tests.artifactregistry_standin import SimpleArtifactRegistry
-from tests.bigquery_standin import FakeBigQuery, running_bigquery
-from tests.builders import argo_pod, review_of, utc
-from tests.servers import Server, remote_config, running_server
-from tests.standins import StandIn, serving
+from harness.builders import argo_pod, review_of, utc
+from harness.servers import Server, remote_config, running_server
+from harness.standins.artifactregistry import ArtifactRegistryStandIn
+from harness.standins.base import StandInServer, serving
+from harness.standins.bigquery import BigQueryStandIn, running_bigquery
 from webhook.wiring import WARMUP_GRACE_SECONDS
 
 PROJECT = "moz-fx-data-experiments"
@@ -48,13 +48,13 @@ def pod_in(dataset: str, slug: str = "my-experiment") -> dict[str, Any]:
 
 
 @pytest.fixture
-def backends() -> Iterator[tuple[FakeBigQuery, StandIn]]:
-    with running_bigquery() as bigquery, serving(SimpleArtifactRegistry().route) as registry:
+def backends() -> Iterator[tuple[BigQueryStandIn, StandInServer]]:
+    with running_bigquery() as bigquery, serving(ArtifactRegistryStandIn()) as registry:
         bigquery.add("enrollments_my_experiment", utc("2023-01-01T00:00:00Z"))
         yield bigquery, registry
 
 
-def settings(tmp_path: Path, bigquery: FakeBigQuery, registry: StandIn) -> dict[str, Any]:
+def settings(tmp_path: Path, bigquery: BigQueryStandIn, registry: StandInServer) -> dict[str, Any]:
     assert bigquery.stand_in is not None
     config = remote_config(tmp_path, bigquery.stand_in.url, registry.url, prefetch=True)
     config["enrollments"]["allowedDatasets"] = [f"{PROJECT}.mozanalysis", TYPO]
@@ -63,7 +63,7 @@ def settings(tmp_path: Path, bigquery: FakeBigQuery, registry: StandIn) -> dict[
 
 
 def test_a_missing_dataset_keeps_the_webhook_unready_and_denies_its_pods(
-    tmp_path: Path, backends: tuple[FakeBigQuery, StandIn]
+    tmp_path: Path, backends: tuple[BigQueryStandIn, StandInServer]
 ) -> None:
     bigquery, registry = backends
     with running_server(tmp_path, settings(tmp_path, bigquery, registry)) as server:
@@ -101,7 +101,7 @@ def test_a_missing_dataset_keeps_the_webhook_unready_and_denies_its_pods(
 
 
 def test_a_malformed_table_costs_its_own_experiment_only(
-    tmp_path: Path, backends: tuple[FakeBigQuery, StandIn]
+    tmp_path: Path, backends: tuple[BigQueryStandIn, StandInServer]
 ) -> None:
     bigquery, registry = backends
     bigquery.add("enrollments_bad_label", utc("2023-01-01T00:00:00Z"), last_updated="yesterday")

@@ -13,8 +13,8 @@ import threading
 import time
 from contextlib import ExitStack
 
-from tests.clients import fresh_review, healthz_seconds, hold_a_body
-from tests.servers import Server, resident_bytes
+from harness.clients import fresh_review, healthz_seconds, hold_a_body
+from harness.servers import Server, resident_bytes
 
 HELD = 48
 BODY = 6 * 1024 * 1024

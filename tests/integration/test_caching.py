@@ -17,20 +17,20 @@ from typing import Any
 
 import requests
 
-from tests.artifactregistry_standin import SimpleArtifactRegistry, listings
-from tests.bigquery_standin import FakeBigQuery, running_bigquery
-from tests.builders import argo_pod, review_of, utc
-from tests.servers import Server, remote_config, running_server
-from tests.standins import StandIn, serving
+from harness.builders import argo_pod, review_of, utc
+from harness.servers import Server, remote_config, running_server
+from harness.standins.artifactregistry import ArtifactRegistryStandIn, listings
+from harness.standins.base import StandInServer, serving
+from harness.standins.bigquery import BigQueryStandIn, running_bigquery
 
 SLUGS = [f"burst-experiment-{n}" for n in range(50)]
 
 
 @contextmanager
-def backends() -> Iterator[tuple[FakeBigQuery, StandIn, SimpleArtifactRegistry]]:
-    registry = SimpleArtifactRegistry()
+def backends() -> Iterator[tuple[BigQueryStandIn, StandInServer, ArtifactRegistryStandIn]]:
+    registry = ArtifactRegistryStandIn()
     registry.delay = 0.5
-    with running_bigquery() as bigquery, serving(registry.route) as registry_stand_in:
+    with running_bigquery() as bigquery, serving(registry) as registry_stand_in:
         for n, slug in enumerate(SLUGS):
             table = "enrollments_" + slug.replace("-", "_")
             bigquery.add(table, utc("2023-03-01T00:00:00Z") + timedelta(days=7 * n))

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.bigquery_standin import bigquery_source, running_bigquery
-from tests.builders import example_config_file, utc
-from tests.standins import json_reply
+from harness.builders import example_config_file, utc
+from harness.standins.base import json_reply
+from harness.standins.bigquery import bigquery_source, running_bigquery
 from webhook.cli import main
 
 

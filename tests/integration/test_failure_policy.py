@@ -8,7 +8,6 @@ Every review uses a fresh slug, so no cache hides the fault.
 from __future__ import annotations
 
 import itertools
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from tests.bigquery_standin import FakeBigQuery, bigquery_source, running_bigquery
-from tests.builders import JETSTREAM, argo_pod, review_of, utc
-from tests.kube import apply_response, validate
-from tests.servers import Server, example_config, running_server
-from tests.standins import Reply, json_reply
+from harness.builders import JETSTREAM, argo_pod, review_of, utc
+from harness.ports import free_port
+from harness.servers import Server, example_config, running_server
+from harness.standins.base import Reply, json_reply
+from harness.standins.bigquery import BigQueryStandIn, bigquery_source, running_bigquery
+from tests.support.kube import apply_response, validate
 
 _fresh = itertools.count()
 
@@ -31,7 +31,7 @@ def fresh_slug() -> str:
 
 @dataclass
 class Backends:
-    bigquery: FakeBigQuery
+    bigquery: BigQueryStandIn
     deny: Server
     allow: Server
 
@@ -110,9 +110,7 @@ def test_allow_admits_unchanged_with_warning_and_annotation(backends: Backends, 
 
 
 def test_connection_refused_is_denied(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    dead = f"http://127.0.0.1:{free_port()}"
     with running_server(tmp_path, _config(tmp_path, dead, "deny")) as server:
         body = server.post_review(review_of(argo_pod(fresh_slug()))).json()["response"]
         assert body["status"]["code"] == 503

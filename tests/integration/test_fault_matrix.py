@@ -15,7 +15,6 @@ within the deadline + 0.5 s.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,13 +25,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.artifactregistry_standin import SimpleArtifactRegistry
-from tests.bigquery_standin import FakeBigQuery, bigquery_source
-from tests.builders import EXAMPLES, argo_pod, commit, review_of, utc
-from tests.kube import apply_response
-from tests.registry_standin import V2Registry
-from tests.standin_github import GithubCommits
-from tests.standins import Reply, json_reply, serving
+from harness.builders import EXAMPLES, argo_pod, commit, review_of, utc
+from harness.ports import free_port
+from harness.standins.artifactregistry import ArtifactRegistryStandIn
+from harness.standins.base import Reply, json_reply, serving
+from harness.standins.bigquery import BigQueryStandIn, bigquery_source
+from harness.standins.github import GithubStandIn
+from harness.standins.registry import RegistryStandIn
+from tests.support.kube import apply_response
 from webhook.config import parse_config
 from webhook.core.review import parse_review
 from webhook.wiring import Wiring
@@ -57,7 +57,7 @@ def _bigquery(config: dict[str, Any], url: str, timeout: float = TIMEOUT) -> Non
 
 
 def _artifactregistry(config: dict[str, Any], url: str, timeout: float = TIMEOUT) -> None:
-    history = SimpleArtifactRegistry().source(url)
+    history = ArtifactRegistryStandIn().source(url)
     history["timeoutSeconds"] = timeout
     config["images"][0]["history"] = history
 
@@ -75,24 +75,24 @@ def _github(config: dict[str, Any], url: str, timeout: float = TIMEOUT) -> None:
     }  # fmt: skip
 
 
-def _registry() -> V2Registry:
-    registry = V2Registry("team/app")
+def _registry() -> RegistryStandIn:
+    registry = RegistryStandIn("team/app")
     registry.add_image("only", "2024-01-01T00:00:00Z", ["v1"])
     return registry
 
 
 def _bigquery_route() -> Any:
-    fake = FakeBigQuery()
+    fake = BigQueryStandIn()
     fake.add("enrollments_my_experiment", utc("2024-01-01T00:00:00Z"))
-    return fake.route
+    return fake
 
 
 KINDS = {
     "bigquery": Kind(_bigquery_route, _bigquery, "bigquery"),
-    "artifactregistry": Kind(lambda: SimpleArtifactRegistry().route, _artifactregistry,
+    "artifactregistry": Kind(ArtifactRegistryStandIn, _artifactregistry,
                              "artifactregistry"),
     "oci": Kind(_registry, _oci, "oci"),
-    "github": Kind(lambda: GithubCommits([commit("c1", "2023-01-01T00:00:00Z")]), _github,
+    "github": Kind(lambda: GithubStandIn([commit("c1", "2023-01-01T00:00:00Z")]), _github,
                    "github mozilla/metric-hub"),
 }  # fmt: skip
 
@@ -122,10 +122,7 @@ def backend(kind: Kind, fault: str) -> Iterator[str]:
             yield stand_in.url
         return
     if fault == "refused":
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{free_port()}"
         return
     with serving(kind.route()) as stand_in:
         stand_in.fault = FAULTS[fault][0]

@@ -8,9 +8,9 @@ import ssl
 
 import pytest
 
-from tests.builders import argo_pod, review_of
-from tests.rfc9112 import SHAPES, Shape
-from tests.servers import Server
+from harness.builders import argo_pod, review_of
+from harness.servers import Server
+from tests.support.rfc9112 import SHAPES, Shape
 
 
 def exchange(server: Server, *parts: bytes, read_between: bool = False) -> bytes:

@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.builders import utc
-from tests.google_standin import GoogleTokens, use_service_account
-from tests.registry_standin import V2Registry
-from tests.servers import free_port
-from tests.standins import Reply, StandIn, json_reply, serving
+from harness.builders import utc
+from harness.standins.base import Reply, StandInServer, json_reply, serving
+from harness.standins.google import GoogleStandIn, use_service_account
+from harness.standins.registry import RegistryStandIn
 from webhook.config import GcrSource
 from webhook.core.pinning import Image
 from webhook.sources import SourceError
@@ -31,16 +30,16 @@ REPOSITORY = f"gcr.io/{NAME}"
 
 @dataclass
 class Gcr:
-    registry: V2Registry
-    stand_in: StandIn
-    google: GoogleTokens
-    google_stand_in: StandIn
+    registry: RegistryStandIn
+    stand_in: StandInServer
+    google: GoogleStandIn
+    google_stand_in: StandInServer
 
     def source(self, **keys: Any) -> GcrImages:
         return GcrImages(REPOSITORY, GcrSource("gcr", endpoint=self.stand_in.url, **keys))
 
 
-def jetstream_history(registry: V2Registry) -> dict[str, Any]:
+def jetstream_history(registry: RegistryStandIn) -> dict[str, Any]:
     pushed = {
         # timeUploadedMs comes as a string or an integer.
         "old": registry.add_image("old", "2023-01-01T00:00:00Z", (), uploaded_ms="1672578000000"),
@@ -56,8 +55,8 @@ def jetstream_history(registry: V2Registry) -> dict[str, Any]:
 
 @pytest.fixture
 def gcr(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Gcr]:
-    google = GoogleTokens()
-    registry = V2Registry(
+    google = GoogleStandIn()
+    registry = RegistryStandIn(
         NAME, auth="bearer", user="oauth2accesstoken", password="", google=True,
         accepted_passwords=google.issued,
     )  # fmt: skip
@@ -108,7 +107,7 @@ def test_token_exchange_sends_the_google_token_only_to_the_realm(gcr: Gcr) -> No
 
 def test_a_realm_on_another_host_gets_no_google_token(gcr: Gcr) -> None:
     jetstream_history(gcr.registry)
-    elsewhere = V2Registry(NAME, anonymous_tokens=True, issued=gcr.registry.issued)
+    elsewhere = RegistryStandIn(NAME, anonymous_tokens=True, issued=gcr.registry.issued)
     with serving(elsewhere) as other:
         gcr.registry.realm = f"{other.url}/token"
         assert len(gcr.source().images()) == 5
@@ -147,11 +146,7 @@ def test_google_token_failure_is_a_source_error(gcr: Gcr) -> None:
 @pytest.mark.parametrize(
     ("fault", "cause"),
     [
-        (Reply(200, b"{}", delay=1.0), "timed out after 0.3s"),
-        (json_reply({"errors": "x"}, 500), "HTTP 500 from http://127.0.0.1:"),
-        (json_reply({"errors": "x"}, 403), "HTTP 403 from .*not authorized"),
         (json_reply({"errors": "x"}, 401), "HTTP 401 .*no WWW-Authenticate challenge"),
-        (Reply(200, b"ya29.secret-ish not json"), "malformed answer from .*: not JSON"),
         (json_reply({"name": NAME, "tags": []}), "manifest: missing .*use type oci"),
         (json_reply({"manifest": []}), "manifest: expected an object"),
         (json_reply({"manifest": {"latest": {}}}), "manifest key: expected a digest"),
@@ -170,13 +165,3 @@ def test_faults(gcr: Gcr, fault: Reply, cause: str) -> None:
         source.images()
     assert caught.value.source == f"gcr {REPOSITORY}"
     assert "ya29" not in str(caught.value)
-
-
-def test_connection_refused() -> None:
-    port = free_port()
-    source = GcrImages(
-        REPOSITORY,
-        GcrSource("gcr", credentials="anonymous", endpoint=f"http://127.0.0.1:{port}"),
-    )
-    with pytest.raises(SourceError, match=f"cannot connect to http://127.0.0.1:{port}"):
-        source.images()

@@ -6,7 +6,6 @@ import copy
 import json
 import logging
 import shutil
-import socket
 import stat
 import time
 from dataclasses import dataclass
@@ -16,11 +15,12 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from tests.builders import JETSTREAM, argo_pod, review_of, utc
-from tests.fakes import NOW, FakeEnrollments, FakeImages
-from tests.gitrepos import Upstream
-from tests.kube import decode_patch
-from tests.servers import example_config, running_server
+from harness.builders import JETSTREAM, argo_pod, review_of, utc
+from harness.gitrepos import Upstream
+from harness.ports import free_port
+from harness.servers import example_config, running_server
+from tests.support.fakes import NOW, FakeEnrollments, FakeImages
+from tests.support.kube import decode_patch
 from webhook.admission.admitter import Admitter
 from webhook.admission.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.cli import main
@@ -190,17 +190,10 @@ def test_the_mirror_keeps_serving_when_the_upstream_disappears(
     assert again.sha_at(utc("2023-03-15T00:00:00Z")) == history.b
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def test_an_unreachable_url_is_a_source_error_without_credentials(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    url = f"http://robot:s3cr3t-t0ken@127.0.0.1:{closed_port()}/mozilla/metric-hub.git"
+    url = f"http://robot:s3cr3t-t0ken@127.0.0.1:{free_port()}/mozilla/metric-hub.git"
     source = GitConfigHistory(url, mirror_dir=tmp_path / "m", timeout=10)
     with caplog.at_level(logging.DEBUG), pytest.raises(SourceError) as caught:
         source.sha_at(None)

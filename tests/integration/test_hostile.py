@@ -14,9 +14,9 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.builders import ARGOEXEC, JETSTREAM, argo_pod, jetstream_argv, review_of
-from tests.kube import apply_response
-from tests.servers import Server
+from harness.builders import ARGOEXEC, JETSTREAM, argo_pod, jetstream_argv, review_of
+from harness.servers import Server
+from tests.support.kube import apply_response
 
 
 def examples(count: int) -> settings:
@@ -196,7 +196,7 @@ def test_hostile_reviews_never_500_and_never_touch_other_containers(
 
 
 def _ops(body: dict[str, Any]) -> list[dict[str, Any]]:
-    from tests.kube import decode_patch
+    from tests.support.kube import decode_patch
 
     return decode_patch(body)
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.builders import JETSTREAM, argo_pod, container, fixture_review, review_of
-from tests.kube import apply_response, validate
-from tests.servers import Server
+from harness.builders import JETSTREAM, argo_pod, container, fixture_review, review_of
+from harness.servers import Server
+from tests.support.kube import apply_response, validate
 from webhook.core.pods import normalize_repository, parse_image
 
 # What examples/static-data.yaml implies for each experiment.

@@ -16,8 +16,8 @@ from contextlib import ExitStack
 import pytest
 import requests
 
-from tests.clients import fresh_review, healthz_seconds, idle_after_one_get
-from tests.servers import Server, resident_bytes
+from harness.clients import fresh_review, healthz_seconds, idle_after_one_get
+from harness.servers import Server, resident_bytes
 
 IDLE = 1_100
 LIMIT = 2.0  # seconds for a review on a fresh connection

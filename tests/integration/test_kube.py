@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.apiserver import TOKEN, ApiServer, api_server, write_kubeconfig
-from tests.builders import JETSTREAM, argo_pod, digest, review_of, utc
-from tests.kube import validate
-from tests.servers import free_port
-from tests.standins import Reply
+from harness.builders import JETSTREAM, argo_pod, digest, review_of, utc
+from harness.standins.apiserver import TOKEN, RunningApiServer, api_server, write_kubeconfig
+from tests.support.kube import validate
 from webhook import certs
 from webhook.config import ConfigMapRef
 from webhook.core.decision import Decision
@@ -30,7 +28,7 @@ OVERRIDES = ConfigMapRef("jetstream-pin-overrides", "jetstream-pin")
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[ApiServer]:
+def api(tmp_path: Path) -> Iterator[RunningApiServer]:
     with api_server(tmp_path) as server:
         yield server
 
@@ -43,13 +41,13 @@ class Clock:
         return self.now
 
 
-def overrides(api: ApiServer, clock: Clock | None = None) -> CachedOverrides:
+def overrides(api: RunningApiServer, clock: Clock | None = None) -> CachedOverrides:
     """The overrides as the wiring builds them: the API reader behind its cache."""
     reader = KubeOverrides(api_client(api.kubeconfig), config_map=OVERRIDES, timeout=1.0)
     return CachedOverrides(reader, 10.0, clock or Clock())
 
 
-def test_workflow_label_is_read_with_the_token_and_cached(api: ApiServer) -> None:
+def test_workflow_label_is_read_with_the_token_and_cached(api: RunningApiServer) -> None:
     api.cluster.add_workflow("argo", "jetstream-abcde", {"jetstream/pin": "latest"})
     api.cluster.add_workflow("argo", "plain", {"other": "x"})
     clock = Clock()
@@ -72,7 +70,7 @@ def test_workflow_label_is_read_with_the_token_and_cached(api: ApiServer) -> Non
     assert source.workflow_pin("argo", "jetstream-abcde") is None
 
 
-def test_config_map_entries(api: ApiServer) -> None:
+def test_config_map_entries(api: RunningApiServer) -> None:
     api.cluster.add_config_map(
         "jetstream-pin", "jetstream-pin-overrides",
         {"my-experiment": "latest", "other": "4bba4eebe859c802\n"},
@@ -90,7 +88,7 @@ def test_config_map_entries(api: ApiServer) -> None:
     assert tuple(source.pinned_slugs()) == ()
 
 
-def test_without_a_config_map_or_workflow_labels_nothing_is_asked(api: ApiServer) -> None:
+def test_without_a_config_map_or_workflow_labels_nothing_is_asked(api: RunningApiServer) -> None:
     reader = KubeOverrides(api_client(api.kubeconfig), workflow_labels=False, config_map=None)
     source = CachedOverrides(reader)
     assert source.workflow_pin("argo", "wf") is None
@@ -108,7 +106,7 @@ def test_without_a_config_map_or_workflow_labels_nothing_is_asked(api: ApiServer
     ],
 )
 def test_api_errors_are_source_errors_without_secrets(
-    api: ApiServer, fault: int, cause: str
+    api: RunningApiServer, fault: int, cause: str
 ) -> None:
     api.cluster.failing["/workflows/"] = fault
     api.cluster.failing["/configmaps/"] = fault
@@ -126,7 +124,7 @@ def test_api_errors_are_source_errors_without_secrets(
         assert "failing on purpose" not in str(error)
 
 
-def test_errors_are_not_cached(api: ApiServer) -> None:
+def test_errors_are_not_cached(api: RunningApiServer) -> None:
     api.cluster.add_workflow("argo", "wf", {"jetstream/pin": "latest"})
     api.cluster.failing["/workflows/"] = 503
     source = overrides(api)
@@ -136,26 +134,7 @@ def test_errors_are_not_cached(api: ApiServer) -> None:
     assert source.workflow_pin("argo", "wf") == "latest"
 
 
-def test_timeout(api: ApiServer) -> None:
-    api.stand_in.fault = Reply(200, b"{}", delay=1.5)
-    source = KubeOverrides(api_client(api.kubeconfig), timeout=0.3)
-    with pytest.raises(SourceError, match=r"timed out after 0.3s"):
-        source.workflow_pin("argo", "wf")
-    assert len(api.stand_in.calls()) == 1, "no retry: it would outlast the webhook's deadline"
-
-
-def test_refused_connection(tmp_path: Path) -> None:
-    port = free_port()
-    ca = certs.issue(["localhost"]).ca_pem
-    kubeconfig = write_kubeconfig(tmp_path / "k.yaml", f"https://127.0.0.1:{port}", ca)
-    source = KubeOverrides(api_client(kubeconfig), timeout=1.0)
-    with pytest.raises(
-        SourceError, match=f"cannot connect to the Kubernetes API at https://127.0.0.1:{port}"
-    ):
-        source.workflow_pin("argo", "other")
-
-
-def test_untrusted_api_server_certificate_is_refused(api: ApiServer, tmp_path: Path) -> None:
+def test_untrusted_api_server_certificate_is_refused(api: RunningApiServer, tmp_path: Path) -> None:
     other_ca = certs.issue(["localhost"], ["127.0.0.1"]).ca_pem
     kubeconfig = write_kubeconfig(tmp_path / "wrong-ca.yaml", api.stand_in.url, other_ca)
     source = KubeOverrides(api_client(kubeconfig), timeout=1.0)
@@ -164,7 +143,7 @@ def test_untrusted_api_server_certificate_is_refused(api: ApiServer, tmp_path: P
     assert api.stand_in.calls() == []
 
 
-def test_concurrent_misses_share_one_call(api: ApiServer) -> None:
+def test_concurrent_misses_share_one_call(api: RunningApiServer) -> None:
     api.cluster.add_workflow("argo", "wf", {"jetstream/pin": "latest"})
     release = threading.Event()
     original = api.stand_in.route
@@ -215,7 +194,7 @@ def _admission(workflow: str = "jetstream-abcde", uid: str | None = "uid-jetstre
     return request, read_pod(request.object, [JETSTREAM], request.namespace)
 
 
-def test_an_event_is_recorded_on_the_workflow(api: ApiServer) -> None:
+def test_an_event_is_recorded_on_the_workflow(api: RunningApiServer) -> None:
     recorder = EventRecorder(api_client(api.kubeconfig), instance="jetstream-pin-7d9f-abc")
     request, facts = _admission()
     recorder(request, facts, _decision())
@@ -241,7 +220,7 @@ def test_an_event_is_recorded_on_the_workflow(api: ApiServer) -> None:
     recorder.stop()
 
 
-def test_event_without_owner_reference_has_no_uid(api: ApiServer) -> None:
+def test_event_without_owner_reference_has_no_uid(api: RunningApiServer) -> None:
     recorder = EventRecorder(api_client(api.kubeconfig))
     request, facts = _admission(uid=None)
     recorder(request, facts, _decision())
@@ -251,7 +230,7 @@ def test_event_without_owner_reference_has_no_uid(api: ApiServer) -> None:
 
 
 def test_a_failed_event_is_logged_not_raised(
-    api: ApiServer, caplog: pytest.LogCaptureFixture
+    api: RunningApiServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     api.cluster.failing["/events"] = 500
     recorder = EventRecorder(api_client(api.kubeconfig))
@@ -265,7 +244,7 @@ def test_a_failed_event_is_logged_not_raised(
     recorder.stop()
 
 
-def test_a_full_queue_drops_events_instead_of_waiting(api: ApiServer) -> None:
+def test_a_full_queue_drops_events_instead_of_waiting(api: RunningApiServer) -> None:
     release = threading.Event()
     original = api.stand_in.route
 
@@ -288,7 +267,7 @@ def test_a_full_queue_drops_events_instead_of_waiting(api: ApiServer) -> None:
     recorder.stop()
 
 
-def test_no_event_without_a_workflow(api: ApiServer) -> None:
+def test_no_event_without_a_workflow(api: RunningApiServer) -> None:
     recorder = EventRecorder(api_client(api.kubeconfig))
     pod = argo_pod("my-experiment", workflow=None)
     request = parse_review(review_of(pod))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.apiserver import ApiServer, api_server
+from harness.standins.apiserver import RunningApiServer, api_server
 from webhook import certs
 from webhook.cli import main
 from webhook.kube.certificates import ensure_secret, patch_ca_bundle
@@ -28,7 +28,7 @@ def now() -> datetime:
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[ApiServer]:
+def api(tmp_path: Path) -> Iterator[RunningApiServer]:
     with api_server(tmp_path) as server:
         yield server
 
@@ -39,7 +39,7 @@ def _cert_names(pem: bytes) -> list[str]:
     return san.get_values_for_type(x509.DNSName)
 
 
-def test_secret_is_written_then_reused(api: ApiServer, now: datetime) -> None:
+def test_secret_is_written_then_reused(api: RunningApiServer, now: datetime) -> None:
     client = api_client(api.kubeconfig)
     first = ensure_secret(client, "jetstream-pin", "tls", NAMES, 365, timedelta(days=30), now)
     assert first.issued
@@ -69,7 +69,7 @@ def test_secret_is_written_then_reused(api: ApiServer, now: datetime) -> None:
     ids=["renewal window", "new DNS name"],
 )
 def test_secret_is_reissued_and_the_old_ca_stays_trusted(
-    api: ApiServer, names: list[str], renew_days: int, why: str, now: datetime
+    api: RunningApiServer, names: list[str], renew_days: int, why: str, now: datetime
 ) -> None:
     client = api_client(api.kubeconfig)
     first = ensure_secret(client, "ns", "tls", NAMES, 365, timedelta(days=30), now)
@@ -85,7 +85,7 @@ def test_secret_is_reissued_and_the_old_ca_stays_trusted(
     assert reused.ca_bundle == second.ca_bundle  # both CAs until the old one expires
 
 
-def test_a_mismatched_secret_is_reissued(api: ApiServer, now: datetime) -> None:
+def test_a_mismatched_secret_is_reissued(api: RunningApiServer, now: datetime) -> None:
     one, other = certs.issue(NAMES), certs.issue(NAMES)
     api.cluster.add_secret("ns", "tls", {
         "type": "kubernetes.io/tls",
@@ -99,14 +99,14 @@ def test_a_mismatched_secret_is_reissued(api: ApiServer, now: datetime) -> None:
     assert api.stand_in.calls()[-1].method == "PUT"
 
 
-def test_a_secret_of_another_type_is_left_alone(api: ApiServer, now: datetime) -> None:
+def test_a_secret_of_another_type_is_left_alone(api: RunningApiServer, now: datetime) -> None:
     api.cluster.add_secret("ns", "tls", {"type": "Opaque", "data": {"x": "eQ=="}})
     with pytest.raises(SourceError, match=r"has type Opaque, not kubernetes\.io/tls"):
         ensure_secret(api_client(api.kubeconfig), "ns", "tls", NAMES, 365, timedelta(1), now)
     assert api.cluster.secret("ns", "tls")["data"] == {"x": "eQ=="}
 
 
-def test_ca_bundle_is_patched_on_every_webhook(api: ApiServer) -> None:
+def test_ca_bundle_is_patched_on_every_webhook(api: RunningApiServer) -> None:
     api.cluster.add_webhook("jetstream-pin", ["pods.jetstream-pin.mozilla.org", "second.example"])
     client = api_client(api.kubeconfig)
     ca = certs.issue(NAMES).ca_pem
@@ -117,7 +117,9 @@ def test_ca_bundle_is_patched_on_every_webhook(api: ApiServer) -> None:
     assert patch_ca_bundle(client, "absent", ca) is None
 
 
-def test_certs_command_in_cluster(api: ApiServer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_certs_command_in_cluster(
+    api: RunningApiServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     api.cluster.add_webhook("jetstream-pin", ["pods.jetstream-pin.mozilla.org"])
     argv = ["certs", "--kubeconfig", str(api.kubeconfig),
             "--secret", "jetstream-pin/jetstream-pin-tls", "--webhook", "jetstream-pin",
@@ -142,7 +144,7 @@ def test_certs_command_in_cluster(api: ApiServer, capsys: pytest.CaptureFixture[
 
 
 def test_certs_command_before_the_webhook_exists(
-    api: ApiServer, capsys: pytest.CaptureFixture[str]
+    api: RunningApiServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["certs", "--kubeconfig", str(api.kubeconfig), "--secret", "ns/tls",
             "--webhook", "jetstream-pin", "--dns", "svc.ns.svc"]  # fmt: skip
@@ -153,7 +155,7 @@ def test_certs_command_before_the_webhook_exists(
 
 
 def test_certs_command_reports_api_failures_in_one_line(
-    api: ApiServer, capsys: pytest.CaptureFixture[str]
+    api: RunningApiServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     api.cluster.failing["/secrets"] = 403
     argv = ["certs", "--kubeconfig", str(api.kubeconfig), "--secret", "ns/tls", "--dns", "svc"]
@@ -164,7 +166,7 @@ def test_certs_command_reports_api_failures_in_one_line(
 
 
 def test_keep_from_helm_marks_only_a_configuration_helm_rendered(
-    api: ApiServer, capsys: pytest.CaptureFixture[str]
+    api: RunningApiServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Before an upgrade to the Job-registered configuration, one a chart rendered as its
     own object is kept from Helm's deletion; one the Job registered (owned) is not touched."""

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.apiserver import ApiServer, api_server
-from tests.builders import EXAMPLES, JETSTREAM, argo_pod, review_of
+from harness.builders import EXAMPLES, JETSTREAM, argo_pod, review_of
+from harness.servers import Server, example_config, running_server
+from harness.standins.apiserver import RunningApiServer, api_server
 from tests.integration.test_https import (
     DIGEST_2023_03,
     DIGEST_2024_05,
@@ -27,7 +28,6 @@ from tests.integration.test_https import (
     SHA_NEWEST,
     round_trip,
 )
-from tests.servers import Server, example_config, running_server
 
 NAMESPACE = "jetstream-pin"
 CONFIG_MAP = "jetstream-pin-overrides"
@@ -36,7 +36,7 @@ ENROLLED = "android-onboarding-notification-permission-v2"  # enrolled before a 
 
 @dataclass
 class Setup:
-    api: ApiServer
+    api: RunningApiServer
     server: Server
 
 
@@ -142,7 +142,7 @@ def test_dry_run_records_no_event(setup: Setup) -> None:
     assert "wf-dry-run" not in names
 
 
-def _wait_for_event(api: ApiServer, pod_name: str) -> dict[str, Any]:
+def _wait_for_event(api: RunningApiServer, pod_name: str) -> dict[str, Any]:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         for event in list(api.cluster.events):

@@ -13,9 +13,9 @@ import threading
 import time
 from typing import Any
 
-from tests.builders import argo_pod, review_of
-from tests.clients import healthz_seconds
-from tests.servers import Server
+from harness.builders import argo_pod, review_of
+from harness.clients import healthz_seconds
+from harness.servers import Server
 
 TARGETS = 20_000
 PROBE_LIMIT = 1.0  # seconds: a kubelet probe's default timeout

@@ -16,8 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-from tests.clients import healthz_seconds
-from tests.servers import example_config, running_server
+from harness.clients import healthz_seconds
+from harness.servers import example_config, running_server
 
 REPLACED_WITHIN = 10.0
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import requests
 
-from tests.builders import argo_pod, review_of
-from tests.servers import Server, example_config, running_server
+from harness.builders import argo_pod, review_of
+from harness.servers import Server, example_config, running_server
 
 
 def admissions(server: Server) -> float:

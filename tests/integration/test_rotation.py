@@ -28,8 +28,8 @@ import requests
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.builders import argo_pod, review_of
-from tests.servers import Server, example_config, running_server
+from harness.builders import argo_pod, review_of
+from harness.servers import Server, example_config, running_server
 from webhook import certs
 
 Rotate = Callable[[Path, certs.Bundle], None]

@@ -10,9 +10,9 @@ from typing import Any
 
 import requests
 
-from tests.bigquery_standin import bigquery_source, running_bigquery
-from tests.builders import argo_pod, review_of
-from tests.servers import Server, example_config, running_server
+from harness.builders import argo_pod, review_of
+from harness.servers import Server, example_config, running_server
+from harness.standins.bigquery import bigquery_source, running_bigquery
 
 
 def slow_review(server: Server, slug: str) -> tuple[int, dict[str, Any], str]:

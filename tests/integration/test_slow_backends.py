@@ -18,10 +18,10 @@ from pathlib import Path
 
 import requests
 
-from tests.bigquery_standin import bigquery_source, running_bigquery
-from tests.builders import argo_pod, review_of
-from tests.servers import Server, example_config, running_server
-from tests.standins import Reply
+from harness.builders import argo_pod, review_of
+from harness.servers import Server, example_config, running_server
+from harness.standins.base import Reply
+from harness.standins.bigquery import bigquery_source, running_bigquery
 
 DEADLINE = 2.0
 # Client-side time also holds a fresh TLS connection per review, 100 at once on a

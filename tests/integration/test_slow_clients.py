@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import argo_pod, review_of
-from tests.servers import Server, example_config, running_server
+from harness.builders import argo_pod, review_of
+from harness.servers import Server, example_config, running_server
 
 HANDSHAKE = 2.0
 HEADERS = 2.0

@@ -29,15 +29,15 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests.builders import (
+from harness.builders import (
     HOSTILE_PENDING_SLUG,
     HOSTILE_SLUG,
     argo_pod,
     hostile_static_data,
     review_of,
 )
-from tests.dom import parse
-from tests.servers import Server, example_config, running_server
+from harness.servers import Server, example_config, running_server
+from tests.support.dom import parse
 from webhook import certs
 
 SCREENSHOTS_ENV = "JETSTREAM_PIN_SCREENSHOTS"

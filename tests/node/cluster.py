@@ -7,16 +7,11 @@ import subprocess
 import sys
 from typing import Any
 
-from tests.builders import ROOT
-from tests.controlplane.nodecluster import NodeCluster
-from tests.controlplane.registration import RELEASE_NAMESPACE
+from harness.builders import ROOT
+from harness.controlplane.nodecluster import NodeCluster, get
+from harness.controlplane.registration import RELEASE_NAMESPACE
 
 WEBHOOK_PODS = "app.kubernetes.io/instance={},app.kubernetes.io/component=webhook"
-
-
-def get(cluster: NodeCluster, *what: str, namespace: str | None = None) -> Any:
-    scope = ["-n", namespace] if namespace else []
-    return json.loads(cluster.plane.kubectl(*scope, "get", *what, "-o", "json").stdout)
 
 
 def webhook_pods(cluster: NodeCluster, release: str = "jetstream-pin",

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.controlplane import tools
-from tests.controlplane.nodecluster import NodeCluster
+from harness.controlplane import tools
+from harness.controlplane.nodecluster import NodeCluster
 
 COLD_START_SECONDS = 1500
 
@@ -24,9 +24,7 @@ COLD_START_SECONDS = 1500
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.node)
-            item.add_marker(pytest.mark.integration)
+        if here in item.path.parents:
             # The first test also waits for the cluster: a cold image build takes minutes.
             item.add_marker(pytest.mark.timeout(COLD_START_SECONDS))
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
-from tests.builders import EXAMPLES
-from tests.controlplane import argo
-from tests.controlplane.nodecluster import WORKFLOW_NAMESPACE, NodeCluster
-from tests.node.cluster import get, jetstream_pin
+from harness.builders import EXAMPLES
+from harness.controlplane import argo
+from harness.controlplane.nodecluster import WORKFLOW_NAMESPACE, NodeCluster, get
+from tests.node.cluster import jetstream_pin
 
 TIMEOUT = 300
 

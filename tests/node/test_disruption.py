@@ -19,15 +19,16 @@ import base64
 import json
 from typing import Any
 
-from tests.controlplane import images
-from tests.controlplane.nodecluster import (
+from harness.controlplane import images
+from harness.controlplane.nodecluster import (
     STREAM_NAMESPACE,
     NodeCluster,
     chart_values,
+    get,
 )
-from tests.controlplane.registration import RELEASE_NAMESPACE
-from tests.node.cluster import get, webhook_pods
-from tests.node.load import PodStream
+from harness.controlplane.registration import RELEASE_NAMESPACE
+from harness.podstream import PodStream
+from tests.node.cluster import webhook_pods
 from webhook import certs
 
 RELEASE = "jetstream-pin"

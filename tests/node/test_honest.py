@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.builders import JETSTREAM
-from tests.controlplane.nodecluster import STREAM_NAMESPACE, NodeCluster
-from tests.controlplane.registration import RELEASE_NAMESPACE
-from tests.node.cluster import exec_in, get, webhook_pods
+from harness.builders import JETSTREAM
+from harness.controlplane.nodecluster import STREAM_NAMESPACE, NodeCluster, get
+from harness.controlplane.registration import RELEASE_NAMESPACE
+from tests.node.cluster import exec_in, webhook_pods
 
 RELEASE = "jetstream-pin"
 

@@ -3,8 +3,8 @@ root filesystem, every capability dropped; git present; the command answers."""
 
 from __future__ import annotations
 
-from tests.controlplane import images
-from tests.controlplane.nodecluster import NodeCluster
+from harness.controlplane import images
+from harness.controlplane.nodecluster import NodeCluster
 from tests.node.cluster import exec_in, webhook_pods
 
 

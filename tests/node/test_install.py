@@ -18,14 +18,14 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from tests.controlplane.nodecluster import (
+from harness.controlplane.nodecluster import (
     STREAM_NAMESPACE,
     NodeCluster,
     chart_values,
+    get,
 )
-from tests.controlplane.registration import RELEASE_NAMESPACE
-from tests.node.cluster import get
-from tests.node.load import PodStream, is_pinned, stream_pod
+from harness.controlplane.registration import RELEASE_NAMESPACE
+from harness.podstream import PodStream, is_pinned, stream_pod
 
 RELEASE = "jetstream-pin"
 AUDIT_RELEASE = "jetstream-pin-audit"

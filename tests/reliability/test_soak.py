@@ -16,11 +16,11 @@ from typing import Any
 
 import requests
 
-from tests.bigquery_standin import bigquery_source, running_bigquery
-from tests.builders import argo_pod, review_of, utc
-from tests.kube import apply_response
-from tests.servers import Server, example_config, running_server
-from tests.standins import Reply, json_reply
+from harness.builders import argo_pod, review_of, utc
+from harness.servers import Server, example_config, running_server
+from harness.standins.base import Reply, json_reply
+from harness.standins.bigquery import bigquery_source, running_bigquery
+from tests.support.kube import apply_response
 
 SOAK_SECONDS = 30.0
 RATE_PER_SECOND = 40

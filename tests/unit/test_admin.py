@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.builders import (
+from harness.builders import (
     EXAMPLES,
     HOSTILE_PENDING_SLUG,
     HOSTILE_SLUG,
@@ -22,9 +22,9 @@ from tests.builders import (
     review_of,
     utc,
 )
-from tests.dispatching import DispatchClient
-from tests.dom import parse
-from tests.fakes import FakeLister, World, listed
+from tests.support.dispatching import DispatchClient
+from tests.support.dom import parse
+from tests.support.fakes import FakeLister, World, listed
 from webhook.config import load_config, parse_config
 from webhook.core.datasets import Dataset, DatasetPolicy
 from webhook.core.review import parse_review

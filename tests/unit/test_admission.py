@@ -8,8 +8,8 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from tests.builders import JETSTREAM, argo_pod, container, fixture_review, review_of
-from tests.fakes import (
+from harness.builders import JETSTREAM, argo_pod, container, fixture_review, review_of
+from tests.support.fakes import (
     HISTORY_WITH_BREAKING,
     IMG_2023_01,
     IMG_2023_03,
@@ -21,7 +21,7 @@ from tests.fakes import (
     FakeCommits,
     World,
 )
-from tests.kube import decode_patch
+from tests.support.kube import decode_patch
 from webhook.admission.admitter import Outcome, Result
 from webhook.core.review import parse_review
 from webhook.sources import SourceError

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.builders import argo_pod, review_of
-from tests.dispatching import DispatchClient
-from tests.fakes import World
+from harness.builders import argo_pod, review_of
+from tests.support.dispatching import DispatchClient
+from tests.support.fakes import World
 from webhook.serving.dispatch import Dispatch
 
 

@@ -11,8 +11,8 @@ import json
 import threading
 from pathlib import Path
 
-from tests.fakes import World
-from tests.servers import running_front
+from harness.servers import running_front
+from tests.support.fakes import World
 from webhook.serving.bounds import SMALL_BODY_BYTES, BodyBudget, Room
 from webhook.serving.dispatch import Dispatch
 from webhook.serving.front import Limits

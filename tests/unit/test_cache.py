@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.builders import utc
-from tests.fakes import FakeCommits, FakeEnrollments, FakeImages
+from harness.builders import utc
+from tests.support.fakes import FakeCommits, FakeEnrollments, FakeImages
 from webhook.config import CacheConfig
 from webhook.core.datasets import Dataset
 from webhook.sources import EnrolledExperiment, SourceError

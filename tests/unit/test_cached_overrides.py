@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.builders import utc
+from harness.builders import utc
 from webhook.sources import SlugPins
 from webhook.sources.cached import CachedOverrides
 from webhook.sources.nowait import NeedsLookup, without_waiting

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.builders import (
+from harness.builders import (
     EXAMPLES,
     ROOT,
     argo_pod,
@@ -19,7 +19,7 @@ from tests.builders import (
     fixture_review,
     review_of,
 )
-from tests.kube import decode_patch
+from tests.support.kube import decode_patch
 from webhook.cli import main
 from webhook.config import load_config
 from webhook.core.review import parse_review

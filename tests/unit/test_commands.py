@@ -7,9 +7,9 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from tests.builders import ARGOEXEC, JETSTREAM, argo_pod, container, review_of, utc
-from tests.fakes import World
-from tests.kube import decode_patch
+from harness.builders import ARGOEXEC, JETSTREAM, argo_pod, container, review_of, utc
+from tests.support.fakes import World
+from tests.support.kube import decode_patch
 from webhook.admission.admitter import Outcome, Result
 from webhook.core.argv import read_invocation
 from webhook.core.commands import (

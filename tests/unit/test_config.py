@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.builders import EXAMPLES
+from harness.builders import EXAMPLES
 from webhook.config import (
     BigQuerySource,
     ConfigError,

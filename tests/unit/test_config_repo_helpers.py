@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.builders import utc
+from harness.builders import utc
 from webhook.sources.git import (
     GitConfigHistory,
     git_environment,

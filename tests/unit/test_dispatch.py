@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.builders import EXAMPLES, argo_pod, review_of
+from harness.builders import EXAMPLES, argo_pod, review_of
 from webhook.config import load_config
 from webhook.core.review import parse_review
 from webhook.serving.dispatch import Dispatch

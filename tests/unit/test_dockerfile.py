@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.builders import ROOT
+from harness.builders import ROOT
 
 COMPILERS = re.compile(r"\b(build-essential|gcc|g\+\+|clang|make|cc|python3?-dev|libc6?-dev)\b")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import World
-from tests.servers import running_front
+from harness.servers import running_front
+from tests.support.fakes import World
 from webhook.serving.dispatch import Dispatch
 from webhook.serving.seats import Seat, Seats
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.apiserver import write_kubeconfig
-from tests.builders import EXAMPLES
-from tests.servers import example_config
+from harness.builders import EXAMPLES
+from harness.servers import example_config
+from harness.standins.apiserver import write_kubeconfig
 from webhook import certs
 from webhook.config import ConfigError, parse_config
 from webhook.core.decision import Decision

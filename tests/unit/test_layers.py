@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grimp
 
-from tests.builders import ROOT
+from harness.builders import ROOT
 
 # What the pure core may import from outside the project: the standard library's
 # pure parts, and orjson (the review parse). Anything else (a new I/O library the

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from tests.builders import EXAMPLES, argo_pod, review_of
-from tests.dispatching import DispatchClient
+from harness.builders import EXAMPLES, argo_pod, review_of
+from tests.support.dispatching import DispatchClient
 from webhook import logs
 from webhook.config import load_config
 from webhook.logs import BatchingHandler, JsonFormatter

@@ -10,10 +10,10 @@ from pathlib import Path
 from cryptography import x509
 from prometheus_client import REGISTRY
 
-from tests.builders import EXAMPLES, JETSTREAM, argo_pod, review_of
-from tests.dispatching import DispatchClient
-from tests.kube import apply_response
-from tests.servers import example_config
+from harness.builders import EXAMPLES, JETSTREAM, argo_pod, review_of
+from harness.servers import example_config
+from tests.support.dispatching import DispatchClient
+from tests.support.kube import apply_response
 from webhook import certs, metrics
 from webhook.config import load_config, parse_config
 from webhook.wiring import Wiring

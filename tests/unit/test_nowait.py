@@ -7,8 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from tests.builders import JETSTREAM
-from tests.fakes import FakeCommits, FakeEnrollments, FakeImages
+from harness.builders import JETSTREAM
+from tests.support.fakes import FakeCommits, FakeEnrollments, FakeImages
 from webhook.admission.resolver import ConfigRepo, ImageTarget, Resolver
 from webhook.config import CacheConfig
 from webhook.core.pinning import Image

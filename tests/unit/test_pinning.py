@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.builders import commit, digest, image, utc
+from harness.builders import commit, digest, image, utc
 from webhook.core.pinning import (
     Commit,
     EmptyHistory,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.builders import ARGOEXEC, JETSTREAM, argo_pod, container, fixture_review
+from harness.builders import ARGOEXEC, JETSTREAM, argo_pod, container, fixture_review
 from webhook.core.pods import (
     ImageRef,
     MalformedPod,

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from tests.builders import EXAMPLES, utc
-from tests.fakes import FakeEnrollments, FakeLister
+from harness.builders import EXAMPLES, utc
+from tests.support.fakes import FakeEnrollments, FakeLister
 from webhook.config import CacheConfig, load_config
 from webhook.core.datasets import Dataset
 from webhook.sources import DatasetMissing, EnrolledExperiment, SourceError

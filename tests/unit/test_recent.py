@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import ROOT, argo_pod, review_of, utc
-from tests.fakes import World
+from harness.builders import ROOT, argo_pod, review_of, utc
+from tests.support.fakes import World
 from webhook.core.review import parse_review
 from webhook.insight.recent import RecentDecision, RecentDecisions, from_result
 

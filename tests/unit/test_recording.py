@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.builders import argo_pod, review_of, utc
-from tests.fakes import IMG_2023_01, IMG_2024_06, FakeWorkflowStore, World
+from harness.builders import argo_pod, review_of, utc
+from tests.support.fakes import IMG_2023_01, IMG_2024_06, FakeWorkflowStore, World
 from webhook.core.review import parse_review
 from webhook.sources import NotRecorded, SourceError, WorkflowState, recording
 from webhook.sources.cached import CachedWorkflows

@@ -8,8 +8,8 @@ from datetime import datetime
 
 import pytest
 
-from tests.builders import JETSTREAM, image, utc
-from tests.fakes import (
+from harness.builders import JETSTREAM, image, utc
+from tests.support.fakes import (
     HISTORY,
     HISTORY_WITH_BREAKING,
     IMG_2023_01,

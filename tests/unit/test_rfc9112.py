@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.rfc9112 import SHAPES, Shape
+from tests.support.rfc9112 import SHAPES, Shape
 from webhook.serving.httpwire import BadRequest, Head, head_end, parse_head
 
 LIMIT = 65536

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.builders import EXAMPLES, JETSTREAM, utc
+from harness.builders import EXAMPLES, JETSTREAM, utc
 from webhook.core.datasets import Dataset
 from webhook.core.pinning import enrollments_table
 from webhook.sources import PendingLister, SourceError

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from tests.builders import EXAMPLES, image
-from tests.dom import Document, parse
+from harness.builders import EXAMPLES, image
+from tests.support.dom import Document, parse
 from webhook.config import load_config
 from webhook.insight.rendering import TEMPLATES
 from webhook.insight.report import build_report

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.builders import JETSTREAM, argo_pod, review_of, utc
-from tests.fakes import (
+from harness.builders import JETSTREAM, argo_pod, review_of, utc
+from tests.support.fakes import (
     HISTORY,
     HISTORY_WITH_BREAKING,
     IMG_2023_01,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.builders import utc
-from tests.fakes import IMG_2023_01, IMG_2024_02_BREAKING, SHA_2023_01
+from harness.builders import utc
+from tests.support.fakes import IMG_2023_01, IMG_2024_02_BREAKING, SHA_2023_01
 from webhook.core.datasets import Dataset
 from webhook.core.pinning import ImageChoice, ImageRule, PinDigest, PinLatest, Reason
 from webhook.core.workflow_record import (
