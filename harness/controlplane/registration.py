@@ -25,7 +25,7 @@ WEBHOOK_TEMPLATE = "templates/mutatingwebhook.yaml"
 # A pin no parser accepts: the webhook answers it at once, in every mode, without a
 # lookup or a side effect.
 PROBE_PIN = "probe-not-a-pin"
-MUTATION_AUDIT = "mutation.webhook.admission.admitter.k8s.io/"
+MUTATION_AUDIT = "mutation.webhook.admission.k8s.io/"
 
 
 def configuration(
