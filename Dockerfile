@@ -5,7 +5,7 @@
 # and runs as a non-root numeric user, so Kubernetes can enforce runAsNonRoot.
 # No HEALTHCHECK: the kubelet's probes on /healthz and /readyz do that job.
 #   docker build --build-arg REVISION=$(git rev-parse HEAD) -t jetstream-pin .
-# The base is pinned by digest (README, "The image"); refresh both together:
+# The base is pinned by digest (docs/operating.md, "The image"); refresh both together:
 #   docker buildx imagetools inspect python:3.11-slim-bookworm
 ARG PYTHON_IMAGE=python:3.11.10-slim-bookworm@sha256:5148c0e4bbb64271bca1d3322360ebf4bfb7564507ae32dd639322e4952a6b16
 

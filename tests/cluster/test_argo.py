@@ -352,7 +352,7 @@ def test_webhook_failing_tls_errors_the_node_by_default(
 def test_transient_error_pattern_retries_every_failed_call(
     deploy: Deploy, controller: StartController
 ) -> None:
-    """The README's advice: TRANSIENT_ERROR_PATTERN=failed calling webhook."""
+    """docs/operating.md's advice: TRANSIENT_ERROR_PATTERN=failed calling webhook."""
     deployment = deploy("argo-bad-ca-retry")
     running = controller(deployment.namespace, TRANSIENT_ERROR_PATTERN="failed calling webhook")
     deployment.register(ca_pem=OTHER_CA)

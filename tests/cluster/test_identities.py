@@ -4,7 +4,7 @@ The webhook runs with a TokenRequest token of the chart's ServiceAccount, so
 every lookup below succeeds only if the chart's Roles allow it. The
 certificate Job's ServiceAccount runs the very command the hook Job runs. And
 `kubectl auth can-i --list`, asked as each identity, shows nothing beyond what
-the README's RBAC paragraph states.
+docs/operating.md ("What the chart installs") states.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The pure resolution rules (DESIGN.md rules 1, 3, 5, 6), table by table."""
+"""The pure resolution rules (docs/design.md, rules 1, 3, 5, 6), table by table."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The resolution rules of DESIGN.md as pure functions over plain data.
+"""The resolution rules of docs/design.md as pure functions over plain data.
 
 Nothing in this module performs I/O or reads a clock: callers hand in the
 facts (image history, enrollment time, "now"), so every rule can be tested

@@ -2,7 +2,7 @@
 
 One `GET /repos/{owner}/{repo}/commits?sha=BRANCH&until=T&per_page=1` answers
 a lookup. GitHub filters every commit reachable from the branch by committer
-date, which is not a first-parent walk: see the README ("Config-repo history
+date, which is not a first-parent walk: see docs/configuration.md ("Config-repo history
 sources") for what that means for merge commits. When no commit is that old,
 the oldest commit is found through the `rel="last"` page of the unfiltered
 list and remembered, since it never changes.
