@@ -230,7 +230,7 @@ class ConfigRepoConfig:
 
 @dataclass(frozen=True)
 class CacheConfig:
-    """How long answers are trusted; see docs/configuration.md, "Timeouts and caches", for the reasoning."""
+    """How long answers are trusted; why: docs/configuration.md, "Timeouts and caches"."""
 
     image_refresh_seconds: float = key("imageRefreshSeconds", default=300.0)
     image_max_stale_seconds: float = key("imageMaxStaleSeconds", default=3600.0)

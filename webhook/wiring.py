@@ -234,7 +234,7 @@ class Wiring:
         return client_for(self.config.kubernetes)
 
     def overrides(self) -> OverrideSource | None:
-        """Pins outside the pod; see docs/configuration.md, "Where operator pins come from", for how they combine.
+        """Pins outside the pod; how they combine: docs/configuration.md.
 
         With a `kubernetes` section the API answers Workflow labels, and the
         overrides ConfigMap (when named) answers slug entries; the data file's

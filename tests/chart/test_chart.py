@@ -617,7 +617,7 @@ def test_bad_values_fail_with_the_schema_message(
 
 
 def test_default_render_objects() -> None:
-    """The list docs/operating.md and the report give; a new object must be added there on purpose."""
+    """The list of docs/operating.md and the report; a new object must be added there on purpose."""
     names = [
         "ClusterRole/-certs", "ClusterRole/-renew",
         "ClusterRoleBinding/-certs", "ClusterRoleBinding/-renew",
