@@ -9,7 +9,6 @@ gives, so what counts as a time is decided here once.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import lru_cache
 
 
 class NotATime(ValueError):
@@ -31,10 +30,6 @@ def parse_rfc3339(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-@lru_cache(maxsize=4096)
 def format_rfc3339(moment: datetime) -> str:
-    """Whole seconds in UTC with a "Z": annotations, Events, reports.
-
-    Cached: a pinned review formats the same few enrollment times (strftime: 5 us).
-    """
+    """Whole seconds in UTC with a "Z": annotations, Events, reports."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
