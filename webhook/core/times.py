@@ -38,6 +38,6 @@ def format_rfc3339(moment: datetime) -> str:
     Remembered: every pinned review formats its experiment's enrollment time
     twice (annotation and log line), and the few enrollment times repeat;
     `strftime` costs 1.7 us hot and more in a busy worker, a hit 0.1 us
-    (docs/benchmarks.md, "CPU per review").
+    (docs/benchmarks.md, "Did restructuring the code cost speed?").
     """
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
