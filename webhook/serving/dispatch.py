@@ -77,6 +77,9 @@ class Dispatch:
             on_loop=self.review_on_loop, in_thread=self.review, overloaded=self.overloaded
         )
         self._paths = {(listener, path) for listener, _, path in self.table}
+        self._admin_page = Route(in_thread=self.admin_page)
+        self._not_allowed = Route(on_loop=lambda _r, _s: error_reply(405, "method not allowed"))
+        self._not_found = Route(on_loop=lambda _r, _s: error_reply(404, "not found"))
 
     def route(self, request: Request) -> Route:
         """The table's route; else the admin pages (admin port), else a JSON 405 or 404."""
@@ -85,10 +88,10 @@ class Dispatch:
         if found is not None:
             return found
         if request.listener == ADMIN and self.admin is not None:
-            return Route(in_thread=self.admin_page)
+            return self._admin_page
         if (request.listener, head.path) in self._paths:
-            return Route(on_loop=lambda _r, _s: error_reply(405, "method not allowed"))
-        return Route(on_loop=lambda _r, _s: error_reply(404, "not found"))
+            return self._not_allowed
+        return self._not_found
 
     def live(self, _request: Request, _saturated_for: float) -> HttpReply:
         return status_line(200), JSON, b'{"status": "ok"}'
