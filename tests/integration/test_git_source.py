@@ -19,7 +19,7 @@ from harness.builders import JETSTREAM, argo_pod, review_of, utc
 from harness.gitrepos import Upstream
 from harness.ports import free_port
 from harness.servers import example_config, running_server
-from tests.support.fakes import NOW, FakeEnrollments, FakeImages
+from tests.support.fakes import NOW, FakeEnrollments, FakeImages, ManualClock
 from tests.support.kube import decode_patch
 from webhook.admission.admitter import Admitter
 from webhook.admission.resolver import ConfigRepo, ImageTarget, Resolver
@@ -77,17 +77,6 @@ def mirror(history: History, tmp_path_factory: pytest.TempPathFactory) -> GitCon
     )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.mark.parametrize(
     ("when", "expected"),
     [
@@ -137,7 +126,7 @@ def test_mirror_is_bare_and_holds_only_the_branch(mirror: GitConfigHistory) -> N
 def test_a_fetch_after_the_interval_picks_up_new_commits(tmp_path: Path) -> None:
     up = Upstream(tmp_path / "up")
     first = up.commit("first", "2023-01-01T00:00:00Z")
-    clock = Clock()
+    clock = ManualClock(time.time())
     source = GitConfigHistory(
         str(up.path), mirror_dir=tmp_path / "m", fetch_interval=60, timeout=10, clock=clock
     )
@@ -170,7 +159,7 @@ def test_the_mirror_keeps_serving_when_the_upstream_disappears(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     history = build_history(tmp_path / "up")
-    clock = Clock()
+    clock = ManualClock(time.time())
     source = GitConfigHistory(
         str(history.upstream.path), mirror_dir=tmp_path / "m", timeout=10, clock=clock
     )

@@ -11,6 +11,7 @@ import pytest
 
 from harness.builders import JETSTREAM, argo_pod, digest, review_of, utc
 from harness.standins.apiserver import TOKEN, RunningApiServer, api_server, write_kubeconfig
+from tests.support.fakes import ManualClock
 from tests.support.kube import validate
 from webhook import certs
 from webhook.config import ConfigMapRef
@@ -33,24 +34,16 @@ def api(tmp_path: Path) -> Iterator[RunningApiServer]:
         yield server
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def overrides(api: RunningApiServer, clock: Clock | None = None) -> CachedOverrides:
+def overrides(api: RunningApiServer, clock: ManualClock | None = None) -> CachedOverrides:
     """The overrides as the wiring builds them: the API reader behind its cache."""
     reader = KubeOverrides(api_client(api.kubeconfig), config_map=OVERRIDES, timeout=1.0)
-    return CachedOverrides(reader, 10.0, clock or Clock())
+    return CachedOverrides(reader, 10.0, clock or ManualClock())
 
 
 def test_workflow_label_is_read_with_the_token_and_cached(api: RunningApiServer) -> None:
     api.cluster.add_workflow("argo", "jetstream-abcde", {"jetstream/pin": "latest"})
     api.cluster.add_workflow("argo", "plain", {"other": "x"})
-    clock = Clock()
+    clock = ManualClock()
     source = overrides(api, clock)
     assert source.workflow_pin("argo", "jetstream-abcde") == "latest"
     assert source.workflow_pin("argo", "jetstream-abcde") == "latest"
@@ -75,7 +68,7 @@ def test_config_map_entries(api: RunningApiServer) -> None:
         "jetstream-pin", "jetstream-pin-overrides",
         {"my-experiment": "latest", "other": "4bba4eebe859c802\n"},
     )  # fmt: skip
-    clock = Clock()
+    clock = ManualClock()
     source = overrides(api, clock)
     assert source.slug_pin("my-experiment") == "latest"
     assert source.slug_pin("other") == "4bba4eebe859c802"

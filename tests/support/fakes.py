@@ -16,6 +16,20 @@ from webhook.sources import EnrolledExperiment, SourceError, WorkflowState
 from webhook.sources.cached import CachedWorkflows
 from webhook.sources.nowait import NeverWaits
 
+
+class ManualClock:
+    """A monotonic clock that moves only when the test moves it, so expiry is exact."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 IMG_2023_01 = image("img-2023-01", "2023-01-01T13:00:00Z", "v1")
 IMG_2023_03 = image("img-2023-03", "2023-03-01T13:00:00Z", "v2")
 IMG_2024_02 = image("img-2024-02", "2024-02-20T00:00:00Z", "v3")

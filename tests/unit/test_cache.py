@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from harness.builders import utc
-from tests.support.fakes import FakeCommits, FakeEnrollments, FakeImages
+from tests.support.fakes import FakeCommits, FakeEnrollments, FakeImages, ManualClock
 from webhook.config import CacheConfig
 from webhook.core.datasets import Dataset
 from webhook.sources import EnrolledExperiment, SourceError
@@ -18,16 +18,8 @@ from webhook.sources.cache import Refreshing, TtlCache
 from webhook.sources.cached import CachedConfigHistory, CachedEnrollments, CachedImageHistory
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_ttl_is_chosen_per_value() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     cache = TtlCache[str, int | None](ttl=lambda v: 100 if v else 5, max_entries=10, clock=clock)
     loads: list[str] = []
 
@@ -93,7 +85,7 @@ def test_failures_reach_every_waiter_and_are_not_cached() -> None:
 
 
 def test_refreshing_serves_without_waiting_until_too_stale() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     loads = []
 
     def load() -> int:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from harness.builders import utc
+from tests.support.fakes import ManualClock
 from webhook.sources import SlugPins
 from webhook.sources.cached import CachedOverrides
 from webhook.sources.nowait import NeedsLookup, without_waiting
@@ -34,16 +35,8 @@ class Reader:
         return SlugPins(dict(self.pins), self.read_at)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_one_read_of_the_entries_serves_every_slug_until_it_expires() -> None:
-    reader, clock = Reader(), Clock()
+    reader, clock = Reader(), ManualClock(0.0)
     cached = CachedOverrides(reader, 10.0, clock, wall=lambda: READ_AT)
     assert cached.slug_pin("my-experiment") == "latest"
     assert cached.slug_pin("other") is None
@@ -57,7 +50,7 @@ def test_one_read_of_the_entries_serves_every_slug_until_it_expires() -> None:
 
 def test_workflow_labels_are_cached_per_workflow_absent_ones_too() -> None:
     reader = Reader(labels={("argo", "wf"): "latest"})
-    cached = CachedOverrides(reader, 10.0, Clock())
+    cached = CachedOverrides(reader, 10.0, ManualClock(0.0))
     assert cached.workflow_pin("argo", "wf") == "latest"
     assert cached.workflow_pin("argo", "wf") == "latest"
     assert cached.workflow_pin("argo", "other") is None
@@ -67,7 +60,9 @@ def test_workflow_labels_are_cached_per_workflow_absent_ones_too() -> None:
 
 def test_entries_read_before_a_workflow_was_created_are_read_again() -> None:
     reader = Reader()
-    cached = CachedOverrides(reader, 10.0, Clock(), wall=lambda: READ_AT + timedelta(hours=1))
+    cached = CachedOverrides(
+        reader, 10.0, ManualClock(0.0), wall=lambda: READ_AT + timedelta(hours=1)
+    )
     assert cached.slug_pin("my-experiment") == "latest"  # read at READ_AT
     reader.pins, reader.read_at = {"my-experiment": "4bba4eebe859"}, READ_AT + timedelta(hours=1)
     created_later = READ_AT + timedelta(minutes=5)
@@ -77,7 +72,7 @@ def test_entries_read_before_a_workflow_was_created_are_read_again() -> None:
 
 def test_a_miss_where_waiting_is_forbidden_raises_instead_of_reading() -> None:
     reader = Reader()
-    cached = CachedOverrides(reader, 10.0, Clock())
+    cached = CachedOverrides(reader, 10.0, ManualClock(0.0))
     with pytest.raises(NeedsLookup):
         without_waiting(lambda: cached.slug_pin("my-experiment"))
     assert reader.reads == []
